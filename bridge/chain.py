@@ -1,0 +1,293 @@
+"""The stage chain: stages in order, their live parameters, bypass and background reloads.
+
+A :class:`Chain` turns one source frame ((H, W, 3) uint8 RGB) into one RGBA frame
+((H, W, 4) uint8). Runtime parameters set from another thread (OSC) are validated at
+once against the stage's config, queued (many sets of one parameter coalesce, last
+wins) and applied at the start of the next frame. Load-time parameters rebuild the
+stage in a background thread while frames keep flowing through the old one; the new
+stage is swapped in at a frame boundary, and if building it fails the old stage and
+its parameters stay (Livepeer's StreamDiffusion runner does the same; platform.md).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from pydantic import ValidationError
+
+from bridge.errors import BridgeError, ConfigError
+from bridge.frames import Frame
+from bridge.stages.base import BasePipelineConfig, Pipeline
+from bridge.stages.registry import get_stage
+
+log = logging.getLogger("bridge.chain")
+
+
+def validation_message(exc: ValidationError) -> str:
+    """One line from a pydantic error: ``field: reason`` for each problem."""
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err.get("loc", ())) or "value"
+        parts.append(f"{loc}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+def validate_params(config_cls: type[BasePipelineConfig], params: dict[str, Any], base: BasePipelineConfig | None = None) -> BasePipelineConfig:
+    """A config of ``config_cls`` from ``base`` (or defaults) updated with ``params``.
+
+    Raises:
+        ConfigError: an unknown field, a wrong type or a value out of range; the message
+            names the field.
+    """
+    data = base.model_dump() if base is not None else {}
+    data.update(params)
+    try:
+        return config_cls.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{config_cls.osc_name or config_cls.pipeline_id}: {validation_message(exc)}") from None
+
+
+@dataclass
+class StageSlot:
+    """One stage in the chain: its name (OSC name), instance and current config."""
+
+    name: str
+    stage: Pipeline
+    config: BasePipelineConfig
+    runtime: dict[str, Any] = field(default_factory=dict)
+    history: collections.deque = field(default_factory=lambda: collections.deque(maxlen=1))
+
+    def __post_init__(self) -> None:
+        self.runtime = self.config.runtime_params()
+        size = max(1, int(self.stage.prepare(**self.runtime).input_size))
+        self.history = collections.deque(maxlen=size)
+
+
+def build_stage(config: BasePipelineConfig, stage_cls: type[Pipeline], device: str | torch.device | None) -> Pipeline:
+    """Construct ``stage_cls`` with the load-time parameters of ``config``.
+
+    Raises:
+        BridgeError: (e.g. ModelMissingError) when the stage cannot load; other
+            exceptions are wrapped in a BridgeError naming the stage.
+    """
+    try:
+        return stage_cls(device=device, **config.load_params())
+    except BridgeError:
+        raise
+    except Exception as exc:
+        raise BridgeError(f"stage {config.pipeline_id!r} failed to load: {exc}") from exc
+
+
+class Chain:
+    """Stages in order, with live parameter updates, bypass and background reloads.
+
+    Thread model: :meth:`process` runs on the engine's processing thread only;
+    :meth:`set_param`, :meth:`set_bypass`, :meth:`reload` may be called from any thread.
+    """
+
+    def __init__(self, slots: list[StageSlot], device: str | torch.device | None = None) -> None:
+        self.slots = slots
+        self.device = device
+        self.bypass = False
+        self._lock = threading.Lock()
+        self._pending: dict[tuple[str, str], Any] = {}
+        self._swaps: list[tuple[str, StageSlot]] = []
+        self._reloading: set[str] = set()
+        #: called with (event, detail) for "error", "loading", "loaded"; set by the engine/OSC.
+        self.on_event: Callable[[str, str], None] = lambda event, detail: None
+        self.last_error: str | None = None
+
+    # ----------------------------------------------------------------- construction
+    @classmethod
+    def from_spec(cls, spec: list[tuple[str, dict[str, Any]]], device: str | torch.device | None = None) -> Chain:
+        """Build stages from ``[(stage id or OSC name, {param: value}), ...]``.
+
+        Raises:
+            ConfigError: unknown stage or bad parameter (names the field).
+            BridgeError: a stage failed to load (e.g. a missing model).
+        """
+        slots = []
+        for name, params in spec:
+            stage_cls = get_stage(name)
+            config_cls = stage_cls.get_config_class()
+            config = validate_params(config_cls, params or {})
+            slots.append(StageSlot(config_cls.osc_name, build_stage(config, stage_cls, device), config))
+        return cls(slots, device)
+
+    def slot(self, name: str) -> StageSlot:
+        """The slot whose OSC name or stage id is ``name``. Raises ConfigError if absent."""
+        for slot in self.slots:
+            if name in (slot.name, slot.config.pipeline_id):
+                return slot
+        names = ", ".join(s.name for s in self.slots) or "none"
+        raise ConfigError(f"no stage {name!r} in this chain (stages: {names})")
+
+    # ----------------------------------------------------------------- live control
+    def set_param(self, stage: str, param: str, value: Any) -> Any:
+        """Validate ``value`` for ``stage.param`` and queue it for the next frame.
+
+        Returns the value as it will be applied (after pydantic's coercion). Load-time
+        parameters start a background reload instead (see :meth:`reload`).
+
+        Raises:
+            ConfigError: unknown stage or parameter, wrong type, out of range.
+        """
+        slot = self.slot(stage)
+        config_cls = type(slot.config)
+        if param not in config_cls.model_fields:
+            raise ConfigError(f"{slot.name} has no parameter {param!r}")
+        with self._lock:
+            current = slot.config.model_dump()
+            current.update({p: v for (s, p), v in self._pending.items() if s == slot.name})
+        checked = validate_params(config_cls, {**current, param: value})
+        applied = getattr(checked, param)
+        if config_cls.is_load_param(param):
+            self.reload(slot.name, {param: applied})
+        else:
+            with self._lock:
+                self._pending[(slot.name, param)] = applied
+        return applied
+
+    def set_bypass(self, on: bool) -> None:
+        """Send the input through untouched (opaque alpha) while ``on``."""
+        self.bypass = bool(on)
+
+    def reload(self, stage: str, load_params: dict[str, Any], wait: bool = False) -> threading.Thread:
+        """Rebuild ``stage`` with new load-time parameters in a background thread.
+
+        Frames keep flowing through the old stage; the new one is swapped in at the next
+        frame boundary. On failure the old stage and parameters stay, ``last_error`` is
+        set and ``on_event("error", message)`` is called.
+        """
+        slot = self.slot(stage)
+        config = validate_params(type(slot.config), load_params, base=slot.config)
+        stage_cls = type(slot.stage)
+        self.on_event("loading", slot.name)
+        with self._lock:
+            self._reloading.add(slot.name)
+
+        def work() -> None:
+            try:
+                new_stage = build_stage(config, stage_cls, self.device)
+                new_slot = StageSlot(slot.name, new_stage, config)
+            except Exception as exc:  # keep the old stage running
+                self.last_error = f"reload of {slot.name} failed, kept the running stage: {exc}"
+                log.error(self.last_error)
+                with self._lock:
+                    self._reloading.discard(slot.name)
+                self.on_event("error", self.last_error)
+                return
+            with self._lock:
+                self._swaps.append((slot.name, new_slot))
+
+        thread = threading.Thread(target=work, name=f"reload-{slot.name}", daemon=True)
+        thread.start()
+        if wait:
+            thread.join()
+        return thread
+
+    @property
+    def loading(self) -> bool:
+        """True while a background reload is in progress."""
+        with self._lock:
+            return bool(self._reloading)
+
+    def _apply_pending(self) -> None:
+        with self._lock:
+            swaps, self._swaps = self._swaps, []
+            pending, self._pending = self._pending, {}
+        for name, new_slot in swaps:
+            for i, slot in enumerate(self.slots):
+                if slot.name == name:
+                    # keep runtime values set while the new stage was loading
+                    runtime = {p: getattr(slot.config, p) for p in type(slot.config).runtime_fields()}
+                    new_slot.config = validate_params(type(new_slot.config), runtime, base=new_slot.config)
+                    new_slot.runtime = new_slot.config.runtime_params()
+                    self.slots[i] = new_slot
+            with self._lock:
+                self._reloading.discard(name)
+            self.on_event("loaded", name)
+        if pending:
+            touched: dict[str, StageSlot] = {}
+            for (name, param), value in pending.items():
+                slot = self.slot(name)
+                setattr(slot.config, param, value)
+                touched[slot.name] = slot
+            for slot in touched.values():
+                slot.runtime = slot.config.runtime_params()
+
+    # ----------------------------------------------------------------- per frame
+    def process(self, frame: Frame) -> Frame:
+        """Run the chain on ``frame`` ((H, W, 3) uint8) and return an RGBA frame.
+
+        A stage that raises does not stop the stream: the frame goes out as the input
+        with opaque alpha, ``last_error`` and ``on_event("error", ...)`` report it.
+        """
+        self._apply_pending()
+        src = torch.from_numpy(frame.image)[None]
+        if self.bypass or not self.slots:
+            return _with_image(frame, _rgba_opaque(frame.image))
+        video: list[torch.Tensor] = [src]
+        alpha: torch.Tensor | None = None
+        out_video: torch.Tensor | None = None
+        for slot in self.slots:
+            t0 = time.perf_counter()
+            slot.history.append(video[-1])
+            inputs = list(slot.history)
+            while len(inputs) < slot.history.maxlen:
+                inputs.insert(0, inputs[0])
+            try:
+                out = slot.stage(video=inputs, source_video=[src], **slot.runtime)
+            except Exception as exc:
+                self.last_error = f"stage {slot.name} failed on frame {frame.index}: {exc}"
+                log.error(self.last_error)
+                self.on_event("error", self.last_error)
+                return _with_image(frame, _rgba_opaque(frame.image))
+            out_video = out["video"]
+            if "alpha" in out:
+                alpha = out["alpha"]
+            frame.stage_ms[slot.name] = (time.perf_counter() - t0) * 1000.0
+            video = [out_video[-1:].mul(255.0)]
+        assert out_video is not None
+        return _with_image(frame, to_rgba(out_video[-1], None if alpha is None else alpha[-1]))
+
+    def reset(self) -> None:
+        """Forget every stage's temporal state (a new stream or a restarted source)."""
+        for slot in self.slots:
+            slot.history.clear()
+            slot.stage.reset()
+
+
+def to_rgba(video: torch.Tensor, alpha: torch.Tensor | None) -> np.ndarray:
+    """(H, W, C) float32 [0,1] RGB and optional (H, W, 1) alpha -> (H, W, 4) uint8 RGBA.
+
+    Missing alpha is opaque (255). Rounds to nearest.
+    """
+    h, w = video.shape[:2]
+    rgba = np.empty((h, w, 4), np.uint8)
+    target = torch.from_numpy(rgba)
+    target[..., :3].copy_(video[..., :3].mul(255.0).add_(0.5))
+    if alpha is None:
+        target[..., 3].fill_(255)
+    else:
+        target[..., 3:].copy_(alpha.mul(255.0).add_(0.5))
+    return rgba
+
+
+def _rgba_opaque(rgb: np.ndarray) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    rgba = np.empty((h, w, 4), np.uint8)
+    rgba[..., :3] = rgb[..., :3]
+    rgba[..., 3] = 255
+    return rgba
+
+
+def _with_image(frame: Frame, image: np.ndarray) -> Frame:
+    return Frame(image=image, index=frame.index, t_capture=frame.t_capture, pts=frame.pts, stage_ms=frame.stage_ms)

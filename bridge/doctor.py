@@ -1,0 +1,109 @@
+"""``avatar-bridge doctor``: what works on this machine, and what to do about what does not.
+
+Each check returns a :class:`Check`; other modules add theirs to :data:`CHECKS`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import platform
+import sys
+from dataclasses import dataclass
+from typing import Callable
+
+
+@dataclass
+class Check:
+    """One line of the doctor's report. ``optional``: a failure is a warning, not an error."""
+
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    optional: bool = False
+
+
+def _version(module: str) -> str | None:
+    try:
+        mod = importlib.import_module(module)
+    except Exception:
+        return None
+    return str(getattr(mod, "__version__", "installed"))
+
+
+def check_python() -> Check:
+    ok = sys.version_info >= (3, 10)
+    return Check("python", ok, f"{platform.python_version()} on {platform.system()} {platform.machine()}", "use Python 3.10-3.12")
+
+
+def check_torch() -> Check:
+    try:
+        import torch
+    except Exception:
+        return Check("torch", False, "not installed", "pip install torch==2.13.0 (CPU) or the CUDA build for your GPU")
+    devices = ["cpu"]
+    if torch.cuda.is_available():
+        devices += [f"cuda:{i} ({torch.cuda.get_device_name(i)})" for i in range(torch.cuda.device_count())]
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        devices.append("mps")
+    return Check("torch", True, f"{torch.__version__}; devices: {', '.join(devices)}")
+
+
+def check_alpha_model() -> Check:
+    from bridge.errors import ModelMissingError
+    from bridge.stages.alpha import load_selfie_segmenter
+
+    try:
+        seg = load_selfie_segmenter("landscape")
+        seg.close()
+    except ModelMissingError as exc:
+        return Check("stage person-alpha", False, str(exc).split(";")[0], "pip install 'mediapipe==0.10.21'")
+    return Check("stage person-alpha", True, f"MediaPipe {_version('mediapipe')} selfie segmentation (bundled model)")
+
+
+def check_video_io() -> Check:
+    try:
+        import av
+    except Exception:
+        return Check("transports video:/movie:", False, "PyAV missing", "pip install av")
+    codecs = [c for c in ("prores_ks", "libvpx-vp9") if c in av.codecs_available]
+    ok = bool(codecs)
+    return Check("transports video:/movie:", ok, f"PyAV {av.__version__}; alpha encoders: {', '.join(codecs) or 'none'}",
+                 "install a PyAV wheel built with prores_ks or libvpx-vp9")
+
+
+def check_camera() -> Check:
+    v = _version("cv2")
+    return Check("transport camera:", v is not None, f"OpenCV {v}" if v else "OpenCV missing", "pip install 'mediapipe==0.10.21' (brings opencv-contrib-python)", optional=True)
+
+
+def check_spout() -> Check:
+    if sys.platform != "win32":
+        return Check("transport spout:", False, "Spout is Windows-only", "use ndi: to reach TouchDesigner from this machine", optional=True)
+    v = _version("SpoutGL")
+    return Check("transport spout:", v is not None, f"SpoutGL {v}" if v else "SpoutGL missing", "pip install SpoutGL", optional=True)
+
+
+def check_ndi() -> Check:
+    v = _version("cyndilib")
+    return Check("transport ndi:", v is not None, f"cyndilib {v} (NDI runtime bundled)" if v else "cyndilib missing", "pip install cyndilib", optional=True)
+
+
+def check_osc() -> Check:
+    v = _version("pythonosc")
+    return Check("osc", v is not None, "python-osc installed" if v else "python-osc missing", "pip install python-osc")
+
+
+#: The checks, in report order. Other modules append theirs.
+CHECKS: list[Callable[[], Check]] = [check_python, check_torch, check_alpha_model, check_video_io, check_camera, check_spout, check_ndi, check_osc]
+
+
+def run_checks() -> list[Check]:
+    """Run every check; a check that raises becomes a failed line, never a crash."""
+    results = []
+    for check in CHECKS:
+        try:
+            results.append(check())
+        except Exception as exc:
+            results.append(Check(check.__name__.removeprefix("check_"), False, f"check failed: {exc}"))
+    return results

