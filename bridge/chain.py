@@ -227,6 +227,11 @@ class Chain:
     def process(self, frame: Frame) -> Frame:
         """Run the chain on ``frame`` ((H, W, 3) uint8) and return an RGBA frame.
 
+        Every stage gets ``video`` (the previous stage's output, or the source frame),
+        ``source_video`` (the source frame, [(1,H,W,3) uint8]) and any extra keys that
+        earlier stages returned besides ``video``/``alpha`` (e.g. the pose stage's
+        ``control_video``), plus its runtime parameters.
+
         A stage that raises does not stop the stream: the frame goes out as the input
         with opaque alpha, ``last_error`` and ``on_event("error", ...)`` report it.
         """
@@ -237,6 +242,7 @@ class Chain:
         video: list[torch.Tensor] = [src]
         alpha: torch.Tensor | None = None
         out_video: torch.Tensor | None = None
+        extras: dict[str, Any] = {}
         for slot in self.slots:
             t0 = time.perf_counter()
             slot.history.append(video[-1])
@@ -244,7 +250,7 @@ class Chain:
             while len(inputs) < slot.history.maxlen:
                 inputs.insert(0, inputs[0])
             try:
-                out = slot.stage(video=inputs, source_video=[src], **slot.runtime)
+                out = slot.stage(video=inputs, source_video=[src], **extras, **slot.runtime)
             except Exception as exc:
                 self.last_error = f"stage {slot.name} failed on frame {frame.index}: {exc}"
                 log.error(self.last_error)
@@ -253,6 +259,7 @@ class Chain:
             out_video = out["video"]
             if "alpha" in out:
                 alpha = out["alpha"]
+            extras.update((k, v) for k, v in out.items() if k not in ("video", "alpha"))
             frame.stage_ms[slot.name] = (time.perf_counter() - t0) * 1000.0
             video = [out_video[-1:].mul(255.0)]
         assert out_video is not None
