@@ -43,24 +43,29 @@ class LatestSlot:
         self._cond = threading.Condition()
         self._item: Any = None
         self._full = False
+        self._ended = False
         self.dropped = 0
 
     def put(self, item: Any) -> None:
-        """Store ``item``, replacing (and counting) an unread one; the end marker is never replaced."""
+        """Store ``item``, replacing (and counting) an unread one. The end marker never
+        replaces a frame: the reader gets the last frame, then the end."""
         with self._cond:
-            if self._full:
-                if self._item is _EOS:
-                    return
-                if item is not _EOS:
+            if item is _EOS:
+                self._ended = True
+            else:
+                if self._full:
                     self.dropped += 1
-            self._item, self._full = item, True
+                self._item, self._full = item, True
             self._cond.notify()
 
     def get(self, timeout: float | None = None) -> Any:
-        """The newest item; raises ``queue.Empty`` after ``timeout`` seconds without one."""
+        """The newest item (or the end marker once drained); raises ``queue.Empty`` after
+        ``timeout`` seconds without one."""
         with self._cond:
-            if not self._cond.wait_for(lambda: self._full, timeout):
+            if not self._cond.wait_for(lambda: self._full or self._ended, timeout):
                 raise queue.Empty
+            if not self._full:
+                return _EOS
             item, self._item, self._full = self._item, None, False
             return item
 

@@ -1,0 +1,82 @@
+"""Engine: order and completeness for files, latest-frame-wins for live sources, stats, threads."""
+
+from __future__ import annotations
+
+import time
+
+from bridge.engine import BlockingHandoff, Engine, LatestSlot
+from tests.helpers import ArraySource, ListSink, numbered_images, slow_chain
+
+
+def test_file_source_gives_every_frame_in_order_with_back_pressure():
+    images = numbered_images(40)
+    sink = ListSink()
+    engine = Engine(ArraySource(images), slow_chain(delay_s=0.005), sink)
+    stats = engine.run()
+    assert [f.index for f in sink.frames] == list(range(40))
+    assert [int(f.image[0, 0, 0]) for f in sink.frames] == [i % 256 for i in range(40)]
+    assert stats.frames_in == stats.frames_out == 40 and stats.dropped == 0
+    assert sink.frames[0].image.shape == (8, 8, 4) and (sink.frames[0].image[..., 3] == 255).all()
+    assert sink.closed and stats.state == "stopped"
+
+
+def test_live_source_drops_old_frames_instead_of_queueing():
+    images = numbered_images(60)
+    sink = ListSink()
+    # a camera at ~500 fps feeding a stage that takes 20 ms: most frames must be dropped
+    engine = Engine(ArraySource(images, live=True, interval_s=0.002), slow_chain(delay_s=0.02), sink)
+    stats = engine.run()
+    assert stats.dropped > 0
+    assert stats.frames_out + stats.dropped == stats.frames_in == 60
+    indices = [f.index for f in sink.frames]
+    assert indices == sorted(indices)  # dropped, never reordered
+    assert indices[-1] == 59  # the newest frame wins
+    assert stats.latency_ms < 200  # nothing queued up behind the slow stage
+
+
+def test_stats_fps_stage_ms_latency():
+    sink = ListSink()
+    engine = Engine(ArraySource(numbered_images(30)), slow_chain(delay_s=0.01), sink)
+    stats = engine.run()
+    assert 8.0 <= stats.stage_ms["slow"] <= 60.0
+    assert stats.fps > 10.0
+    assert stats.latency_ms >= stats.stage_ms["slow"]
+    snap = stats.snapshot()
+    assert set(snap) >= {"state", "fps", "stage_ms", "latency_ms", "dropped", "frames_in", "frames_out"}
+
+
+def test_max_frames_and_loop():
+    sink = ListSink()
+    engine = Engine(ArraySource(numbered_images(5)), slow_chain(), sink, max_frames=12, loop=True)
+    stats = engine.run()
+    assert stats.frames_out == 12
+    assert [f.index for f in sink.frames] == list(range(12))  # a looping file keeps counting
+    assert [int(f.image[0, 0, 0]) for f in sink.frames] == [i % 5 for i in range(12)]
+
+
+def test_source_and_sink_calls_stay_on_their_own_threads():
+    source, sink = ArraySource(numbered_images(3)), ListSink()
+    Engine(source, slow_chain(), sink).run()
+    assert source.threads == {"bridge-source"}
+    assert sink.threads == {"bridge-sink"}
+
+
+def test_stop_ends_a_live_stream():
+    source = ArraySource(numbered_images(100_000), live=True, interval_s=0.001)
+    engine = Engine(source, slow_chain(), ListSink())
+    engine.start()
+    time.sleep(0.3)
+    engine.stop()
+    stats = engine.join(timeout=5)
+    assert not engine.running and stats.frames_out > 0 and stats.state == "stopped"
+
+
+def test_handoffs():
+    slot = LatestSlot()
+    for i in range(5):
+        slot.put(i)
+    assert slot.get(0.1) == 4 and slot.dropped == 4
+    queue = BlockingHandoff(2)
+    queue.put(1)
+    queue.put(2)
+    assert queue.get(0.1) == 1 and queue.get(0.1) == 2
