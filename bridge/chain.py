@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from bridge.errors import BridgeError, ConfigError
 from bridge.frames import Frame
-from bridge.stages.base import BasePipelineConfig, Pipeline
+from bridge.stages.base import BasePipelineConfig, Pipeline, Requirements, UsageType, stack_video
 from bridge.stages.registry import get_stage
 
 log = logging.getLogger("bridge.chain")
@@ -85,6 +85,52 @@ def build_stage(config: BasePipelineConfig, stage_cls: type[Pipeline], device: s
         raise BridgeError(f"stage {config.pipeline_id!r} failed to load: {exc}") from exc
 
 
+class UnloadedStage(Pipeline):
+    """Stands in for a stage that failed to load (config ``bypass_on_load_error``).
+
+    Frames pass through: a main stage is replaced by the source frame (so a missing
+    avatar model leaves the camera image for the alpha stage), any other stage passes
+    its input on. ``stage_cls`` and ``error`` say what failed; a reload builds
+    ``stage_cls`` again.
+    """
+
+    def __init__(self, stage_cls: type[Pipeline], error: str, device: str | torch.device | None = None) -> None:
+        super().__init__(device)
+        self.stage_cls = stage_cls
+        self.error = error
+        self.get_config_class = stage_cls.get_config_class  # type: ignore[method-assign]
+        self._main = UsageType.MAIN in stage_cls.get_config_class().usage
+
+    def prepare(self, **kwargs: Any) -> Requirements:
+        return Requirements(input_size=1)
+
+    def __call__(self, **kwargs: Any) -> dict[str, torch.Tensor]:
+        video = kwargs.get("source_video") if self._main and kwargs.get("source_video") else kwargs.get("video")
+        return {"video": stack_video(video[-1:] if video else video)}
+
+
+def build_or_bypass(config: BasePipelineConfig, stage_cls: type[Pipeline], device: str | torch.device | None) -> tuple[Pipeline, str | None]:
+    """:func:`build_stage`, except that a stage whose config sets ``bypass_on_load_error``
+    and fails to load becomes an :class:`UnloadedStage`; returns (stage, error line or None).
+
+    Raises:
+        BridgeError: the stage failed to load and may not be bypassed.
+    """
+    try:
+        return build_stage(config, stage_cls, device), None
+    except BridgeError as exc:
+        if not type(config).bypass_on_load_error:
+            raise
+        error = f"{config.osc_name or config.pipeline_id} bypassed, the other stages keep streaming: {exc}"
+        log.error(error)
+        return UnloadedStage(stage_cls, str(exc), device), error
+
+
+def stage_class(stage: Pipeline) -> type[Pipeline]:
+    """The class a slot's stage is (or would be, for an :class:`UnloadedStage`)."""
+    return stage.stage_cls if isinstance(stage, UnloadedStage) else type(stage)
+
+
 class Chain:
     """Stages in order, with live parameter updates, bypass and background reloads.
 
@@ -109,17 +155,27 @@ class Chain:
     def from_spec(cls, spec: list[tuple[str, dict[str, Any]]], device: str | torch.device | None = None) -> Chain:
         """Build stages from ``[(stage id or OSC name, {param: value}), ...]``.
 
+        A stage whose config sets ``bypass_on_load_error`` (the avatar stage) and fails
+        to load is replaced by an :class:`UnloadedStage` that passes frames through;
+        ``last_error`` holds the one-line reason and a later reload can bring it back.
+
         Raises:
             ConfigError: unknown stage or bad parameter (names the field).
-            BridgeError: a stage failed to load (e.g. a missing model).
+            BridgeError: a stage without ``bypass_on_load_error`` failed to load.
         """
         slots = []
+        errors = []
         for name, params in spec:
             stage_cls = get_stage(name)
             config_cls = stage_cls.get_config_class()
             config = validate_params(config_cls, params or {})
-            slots.append(StageSlot(config_cls.osc_name, build_stage(config, stage_cls, device), config))
-        return cls(slots, device)
+            stage, error = build_or_bypass(config, stage_cls, device)
+            if error:
+                errors.append(error)
+            slots.append(StageSlot(config_cls.osc_name, stage, config))
+        chain = cls(slots, device)
+        chain.last_error = "; ".join(errors) or None
+        return chain
 
     def slot(self, name: str) -> StageSlot:
         """The slot whose OSC name or stage id is ``name``. Raises ConfigError if absent."""
@@ -168,7 +224,7 @@ class Chain:
         """
         slot = self.slot(stage)
         config = validate_params(type(slot.config), load_params, base=slot.config)
-        stage_cls = type(slot.stage)
+        stage_cls = stage_class(slot.stage)
         self.on_event("loading", slot.name)
         with self._lock:
             self._reloading.add(slot.name)

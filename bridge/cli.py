@@ -26,7 +26,8 @@ log = logging.getLogger("bridge")
 EXTRA_COMMANDS: list[str] = ["bridge.bench", "bridge.models"]
 
 #: Hooks that add options to ``run`` (``add_run_options(parser)``) and start services
-#: around the engine (``start_with_engine(engine, args) -> stop callable or None``).
+#: around the engine (``start_with_engine(engine, args) -> stop callable or None``); one
+#: may also have ``transport_options(args) -> dict`` of keyword options for the transports.
 RUN_EXTENSIONS: list[str] = ["bridge.osc.daemon", "bridge.transports.ndi_options"]
 
 
@@ -129,8 +130,12 @@ def build_engine(args: argparse.Namespace, on_status: Callable[[Any], None] | No
     if args.max_frames is not None and args.max_frames < 1:
         raise UsageError("--max-frames must be at least 1")
     preset = load_preset(args.preset)
-    source = open_source(args.source, **getattr(args, "transport_options", {}))
-    sink = open_sink(args.sink, **getattr(args, "transport_options", {}))
+    options = dict(getattr(args, "transport_options", None) or {})
+    for ext in _extensions(RUN_EXTENSIONS):  # e.g. the ndi_* options of bridge.transports.ndi_options
+        if hasattr(ext, "transport_options"):
+            options.update(ext.transport_options(args))
+    source = open_source(args.source, **options)
+    sink = open_sink(args.sink, **options)
     chain = Chain.from_spec(preset.chain_spec(), device=args.device)
     engine = Engine(source, chain, sink, max_frames=args.max_frames, loop=args.loop, on_status=on_status)
     engine.preset = preset

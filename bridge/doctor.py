@@ -94,8 +94,15 @@ def check_osc() -> Check:
     return Check("osc", v is not None, "python-osc installed" if v else "python-osc missing", "pip install python-osc")
 
 
+def check_avatar_models() -> Check:
+    """Which avatar presets have their models downloaded (offline; see ``avatar-bridge models list``)."""
+    from bridge.models import check_avatar_models as check
+
+    return check()
+
+
 #: The checks, in report order. Other modules append theirs.
-CHECKS: list[Callable[[], Check]] = [check_python, check_torch, check_alpha_model, check_video_io, check_camera, check_spout, check_ndi, check_osc]
+CHECKS: list[Callable[[], Check]] = [check_python, check_torch, check_alpha_model, check_video_io, check_camera, check_spout, check_ndi, check_osc, check_avatar_models]
 
 
 def run_checks() -> list[Check]:

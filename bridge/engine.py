@@ -182,11 +182,13 @@ class Engine:
         self._fatal: BaseException | None = None
         self._opened = threading.Event()
         chain.on_event = self._on_chain_event
+        if chain.last_error:  # a stage was bypassed at build time (Chain.from_spec): start in "error"
+            self.stats.last_error = chain.last_error
 
     # ---------------------------------------------------------------- control
     def start(self) -> None:
         """Start the three threads and return at once."""
-        self._set_state("loading" if self.chain.loading else "starting")
+        self._set_state("loading" if self.chain.loading else ("error" if self.stats.last_error else "starting"))
         for name, target in (("source", self._source_loop), ("stages", self._stage_loop), ("sink", self._sink_loop)):
             thread = threading.Thread(target=self._guard(target), name=f"bridge-{name}", daemon=True)
             self._threads.append(thread)
@@ -242,6 +244,7 @@ class Engine:
     def _source_loop(self) -> None:
         src = self.source
         delay = self.retry_s
+        lost = False
         try:
             src.open()
             while not self._stop.is_set():
@@ -250,6 +253,7 @@ class Engine:
                 try:
                     frame = src.read()
                 except SourceLost as exc:
+                    lost = True
                     self._report(f"source lost: {exc}; retrying in {delay:.2f} s")
                     src.close()
                     if self._stop.wait(delay):
@@ -265,6 +269,9 @@ class Engine:
                     if self.loop and src.rewind():
                         continue
                     break
+                if lost:  # the source is back: the next frame out returns the state to live
+                    lost = False
+                    self.stats.last_error = None
                 delay = self.retry_s
                 self.stats.frames_in += 1
                 self._in.put(frame)
@@ -297,8 +304,10 @@ class Engine:
         try:
             while True:
                 try:
-                    item = self._out.get(timeout=0.1)
+                    item = self._out.get(timeout=self.sink.idle_s if opened else 0.1)
                 except queue.Empty:
+                    if opened:  # no new frame: a live sink may repeat a hold frame (NDI)
+                        self.sink.idle()
                     continue
                 if item is _EOS:
                     break

@@ -34,6 +34,15 @@ CONTROLS: list[dict[str, Any]] = [
      "load_time": False, "description": "The daemon answers /bridge/pong on the reply address."},
 ]
 
+#: Every address the daemon sends to the reply address (``bridge/osc/status.py``) other
+#: than acknowledgements; the TouchDesigner project listens only for these.
+STATUS_ADDRESSES: list[str] = [
+    f"{PREFIX}/status/{name}"
+    for name in ("heartbeat", "state", "fps", "latency_ms", "dropped", "error", "malformed", "ignored")
+] + [f"{PREFIX}/error", f"{PREFIX}/pong"]
+#: Acknowledgements: ``ACK_PREFIX + <address without /bridge/> <applied value>``.
+ACK_PREFIX = f"{PREFIX}/ack/"
+
 
 def field_entry(config: type[BasePipelineConfig], name: str) -> dict[str, Any]:
     """The schema entry of one config field (see the module docstring for the keys)."""

@@ -99,6 +99,10 @@ class BasePipelineConfig(BaseModel):
     supports_prompts: ClassVar[bool] = False
     #: Short name used in OSC addresses and presets: ``/bridge/<osc_name>/<param>``.
     osc_name: ClassVar[str] = ""
+    #: When True, a failure to load this stage (e.g. a missing model) does not stop the
+    #: chain: the stage is bypassed with the error reported, and a reload can bring it
+    #: back (see :meth:`bridge.chain.Chain.from_spec`).
+    bypass_on_load_error: ClassVar[bool] = False
 
     @classmethod
     def is_load_param(cls, name: str) -> bool:

@@ -69,9 +69,18 @@ class Sink:
 
     #: True for Spout/NDI: the engine may drop frames before a slow live sink.
     live: bool = False
+    #: seconds the engine waits for a new frame before calling :meth:`idle` (after ``open``).
+    idle_s: float = 0.1
 
     def open(self, info: StreamInfo) -> None:
         """Prepare for frames of ``info``'s size. Raises TransportError with a fix."""
+
+    def idle(self) -> None:
+        """Called on the sink thread when no new frame came for ``idle_s`` seconds.
+
+        Does nothing by default; a live sink may repeat a hold frame here (the NDI sink
+        keeps sending its last or a transparent frame while the source is gone).
+        """
 
     def write(self, frame: Frame) -> None:
         """Send or store one RGBA frame (``frame.image`` (H, W, 4) uint8)."""

@@ -1,0 +1,260 @@
+"""``avatar-bridge models fetch|list``: the avatar stage's models, from the Hugging Face hub.
+
+``fetch`` downloads what a preset's avatar stage needs (or named models) with
+``huggingface_hub.snapshot_download`` and its progress bars, safetensors weights and
+configs only (``allow_patterns``; fp16 weight variants when the repo has them), into
+``<models dir>/<owner>/<name>``. The models folder is ``--models-dir``, else
+``$AVATAR_BRIDGE_MODELS``, else ``~/.cache/avatar-bridge/models``. ``list`` shows what is
+present, offline. Without a network ``fetch`` fails with one line saying what to fetch
+and where to put the files (copy them from a machine that has a network).
+
+Registry, families and on-disk lookup: :mod:`bridge.avatar.models`. Also adds the
+doctor check :func:`check_avatar_models`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from bridge.avatar.models import (
+    REGISTRY,
+    ModelSpec,
+    auto_ref,
+    known_family,
+    lookup,
+    missing_files,
+    models_dir,
+    resolve,
+)
+from bridge.errors import BridgeError, ConfigError, ModelMissingError
+
+AVATAR_STAGE = "stream-avatar"
+#: (subfolder, file stem) of the weights a base model needs (text_encoder_2: SDXL only).
+BASE_WEIGHTS = (("unet", "diffusion_pytorch_model"), ("text_encoder", "model"), ("text_encoder_2", "model"), ("vae", "diffusion_pytorch_model"))
+
+
+# ----------------------------------------------------------------------------- what to fetch
+def preset_requirements(preset_name: str) -> list[tuple[str, str]]:
+    """(kind, reference) of every model the preset's avatar stage loads, defaults filled in.
+
+    Family words (``openpose``, ``tiny``, ``auto``) are replaced by the registry name for
+    a known base model and left as they are for a base given as a path or unknown id.
+
+    Raises:
+        ConfigError: no such preset, or it has no avatar stage.
+    """
+    from bridge.chain import validate_params
+    from bridge.presets import load_preset
+    from bridge.stages.registry import get_stage
+
+    preset = load_preset(preset_name)
+    for entry in preset.stages:
+        cls = get_stage(entry.stage)
+        config_cls = cls.get_config_class()
+        if config_cls.pipeline_id != AVATAR_STAGE:
+            continue
+        cfg = validate_params(config_cls, entry.params)
+        family = known_family(cfg.base_model, "base")
+        needs = [("base", cfg.base_model)]
+        for kind, ref in (("controlnet", cfg.controlnet), ("vae", cfg.vae), ("lora", cfg.lora), ("ip-adapter", cfg.ip_adapter)):
+            if not ref or (kind == "vae" and ref == "full"):
+                continue
+            needs.append((kind, auto_ref(ref, kind, family) if family else ref))
+        return needs
+    raise ConfigError(f"preset {preset_name!r} has no avatar stage, so it needs no models")
+
+
+def plan_files(kind: str, repo_files: list[str], spec: ModelSpec | None = None, prefer_fp16: bool = True) -> list[str]:
+    """The files of a repo to download for ``kind``: configs and safetensors weights only.
+
+    Args:
+        repo_files: every file path in the repo (from the hub's listing).
+        prefer_fp16: take ``*.fp16.safetensors`` weight variants when the repo has them.
+
+    Raises:
+        ModelMissingError: the repo has no safetensors weights for a needed part.
+    """
+    have = set(repo_files)
+
+    def weight(stem: str, required: bool = True) -> list[str]:
+        plain, half = f"{stem}.safetensors", f"{stem}.fp16.safetensors"
+        order = (half, plain) if prefer_fp16 else (plain, half)
+        for name in order:
+            if name in have:
+                return [name]
+        if required:
+            raise ModelMissingError(f"{spec.repo_id if spec else 'the repo'} has no {plain} (avatar-bridge loads safetensors only)")
+        return []
+
+    if kind == "base":
+        files = [f for f in repo_files if f == "model_index.json"
+                 or (f.startswith(("scheduler/", "tokenizer/", "tokenizer_2/", "feature_extractor/"))
+                     and f.endswith((".json", ".txt", ".model")))]
+        for sub, stem in BASE_WEIGHTS:
+            if f"{sub}/config.json" in have:
+                files.append(f"{sub}/config.json")
+                files += weight(f"{sub}/{stem}", required=sub in ("unet", "text_encoder"))
+        return files
+    if kind in ("controlnet", "vae"):
+        return ["config.json"] + weight("diffusion_pytorch_model")
+    if kind == "lora":
+        if spec is not None and spec.weight:
+            return [spec.weight]
+        files = [f for f in repo_files if f.endswith(".safetensors") and "/" not in f]
+        if not files:
+            raise ModelMissingError(f"{spec.repo_id if spec else 'the LoRA repo'} has no .safetensors file")
+        return files
+    if kind == "ip-adapter":
+        spec = spec or REGISTRY["ip-adapter-sd15"]
+        return [spec.weight, f"{spec.image_encoder}/config.json", f"{spec.image_encoder}/model.safetensors"]
+    raise ConfigError(f"unknown model kind {kind!r}")
+
+
+def fetch(kind: str, ref: str, root: Path, prefer_fp16: bool = True, preset: str | None = None) -> Path:
+    """Download model ``ref`` of ``kind`` into ``root/<owner>/<name>`` with progress bars.
+
+    Returns the folder. A model already complete there is not downloaded again.
+
+    Raises:
+        ModelMissingError: no network / the hub refused (one line: what to fetch, where it goes).
+        ConfigError: ``ref`` is neither a known name nor an owner/name repo id.
+    """
+    from bridge.avatar.models import _REPO_RE
+
+    spec = lookup(ref, kind)
+    repo = spec.repo_id if spec else ref
+    if spec is None and not _REPO_RE.match(ref):
+        raise ConfigError(f"cannot fetch {kind} {ref!r}: not a known name (see 'avatar-bridge models list') nor a Hugging Face owner/name id")
+    target = root / repo
+    if not missing_files(target, kind, spec):
+        print(f"{repo}: already in {target}")
+        return target
+    try:
+        from huggingface_hub import HfApi, snapshot_download
+
+        files = [s.rfilename for s in HfApi().model_info(repo).siblings or []]
+        patterns = plan_files(kind, files, spec, prefer_fp16)
+        print(f"{repo}: {len(patterns)} files -> {target}")
+        snapshot_download(repo, local_dir=target, allow_patterns=patterns)
+    except BridgeError:
+        raise
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        again = f"--preset {preset}" if preset else (spec.name if spec else repo)
+        raise ModelMissingError(
+            f"cannot download {repo} from the Hugging Face hub ({reason[:160]}); check the network (HF_TOKEN for gated repos), "
+            f"or run 'avatar-bridge models fetch {again} --models-dir DIR' where there is one and copy DIR/{repo} to {target}"
+        ) from None
+    left = missing_files(target, kind, spec)
+    if left:
+        raise ModelMissingError(f"{repo} downloaded to {target} but {', '.join(left[:3])} is missing; the repo layout may have changed")
+    return target
+
+
+# ----------------------------------------------------------------------------- commands
+def add_commands(sub: Any) -> None:
+    """Add ``models fetch`` and ``models list`` to the CLI's subparsers."""
+    models = sub.add_parser("models", help="download (fetch) and list the avatar models")
+    msub = models.add_subparsers(dest="models_command", metavar="ACTION", parser_class=type(models))
+    fetch_p = msub.add_parser("fetch", help="download what a preset (or named models) needs from the Hugging Face hub")
+    fetch_p.add_argument("names", nargs="*", metavar="MODEL", help="model names from 'models list' or owner/name repo ids")
+    fetch_p.add_argument("--preset", metavar="NAME", help="fetch every model this preset's avatar stage loads")
+    fetch_p.add_argument("--kind", default=None, choices=["base", "controlnet", "vae", "lora", "ip-adapter"],
+                         help="kind of the MODELs given as repo ids (default: base)")
+    fetch_p.add_argument("--full-precision", action="store_true", help="fetch fp32 weights even where an fp16 variant exists")
+    fetch_p.add_argument("--models-dir", metavar="DIR", help="models folder (default $AVATAR_BRIDGE_MODELS or ~/.cache/avatar-bridge/models)")
+    fetch_p.set_defaults(func=cmd_fetch)
+    list_p = msub.add_parser("list", help="known models and whether they are present (offline)")
+    list_p.add_argument("--models-dir", metavar="DIR")
+    list_p.add_argument("--json", action="store_true", help="JSON list")
+    list_p.set_defaults(func=cmd_list)
+    models.set_defaults(func=cmd_list, models_dir=None, json=False)
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    """``avatar-bridge models fetch [MODEL...] [--preset NAME] [--models-dir DIR]``."""
+    root = models_dir(args.models_dir)
+    wanted: list[tuple[str, str]] = []
+    if args.preset:
+        wanted += preset_requirements(args.preset)
+    for name in args.names:
+        spec = lookup(name, args.kind)
+        wanted.append((spec.kind if spec else (args.kind or "base"), name))
+    if not wanted:
+        raise ConfigError("name a preset (--preset metadj) or models to fetch (see 'avatar-bridge models list')")
+    root.mkdir(parents=True, exist_ok=True)
+    base_family = None
+    for kind, ref in wanted:
+        if Path(ref).expanduser().exists():
+            print(f"{ref}: a local path, nothing to fetch")
+            continue
+        if kind != "base" and ref in ("openpose", "tiny", "auto"):
+            if base_family is None:
+                raise ConfigError(f"{kind} {ref!r} depends on the base model's family; fetch the base first")
+            ref = auto_ref(ref, kind, base_family)
+        folder = fetch(kind, ref, root, prefer_fp16=not args.full_precision, preset=args.preset)
+        if kind == "base":
+            from bridge.avatar.models import family_of
+
+            base_family = family_of(resolve(str(folder), "base", root))
+    print(f"models ready in {root}")
+    return 0
+
+
+def model_rows(root: Path) -> list[dict[str, Any]]:
+    """One dict per registry model: name, kind, families, repo, present, path (offline)."""
+    rows = []
+    for spec in REGISTRY.values():
+        try:
+            path: str | None = str(resolve(spec.name, spec.kind, root).path)
+        except BridgeError:
+            path = None
+        rows.append({"name": spec.name, "kind": spec.kind, "families": list(spec.families), "repo": spec.repo_id,
+                     "present": path is not None, "path": path, "description": spec.description})
+    return rows
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """``avatar-bridge models list [--models-dir DIR] [--json]``: works offline."""
+    root = models_dir(getattr(args, "models_dir", None))
+    rows = model_rows(root)
+    if getattr(args, "json", False):
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"models folder: {root}")
+    for r in rows:
+        mark = "present" if r["present"] else "missing"
+        print(f"  {r['name']:26s} {r['kind']:10s} {'/'.join(r['families']):9s} {mark:8s} {r['repo']}")
+    print("fetch: avatar-bridge models fetch --preset avatar-turbo   (or metadj, or model names)")
+    return 0
+
+
+# ----------------------------------------------------------------------------- doctor
+def check_avatar_models() -> Any:
+    """Doctor: which presets with an avatar stage have all their models present (offline)."""
+    from bridge.doctor import Check
+    from bridge.presets import list_presets
+
+    root = models_dir()
+    ready, missing = [], []
+    for name in list_presets():
+        try:
+            needs = preset_requirements(name)
+        except BridgeError:
+            continue
+        lacks = []
+        for kind, ref in needs:
+            try:
+                resolve(ref, kind, root)
+            except BridgeError:
+                lacks.append(ref)
+        (missing if lacks else ready).append(f"{name}" + (f" (missing {', '.join(lacks)})" if lacks else ""))
+    if not ready and not missing:
+        return Check("avatar models", True, "no preset uses the avatar stage", optional=True)
+    detail = f"in {root}: ready: {', '.join(ready) or 'none'}" + (f"; {'; '.join(missing)}" if missing else "")
+    first = missing[0].split(" ")[0] if missing else ""
+    return Check("avatar models", not missing, detail, f"avatar-bridge models fetch --preset {first}", optional=True)
+

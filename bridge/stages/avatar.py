@@ -1,0 +1,422 @@
+"""Avatar stage: real-time img2img with a pose ControlNet and an IP-Adapter identity, on diffusers.
+
+The camera frame (``source_video``) is the img2img init image; the pose skeleton the
+pose stage hands on (``control_video``, else ``video``) steers the ControlNet; reference
+images of the avatar steer the IP-Adapter. The engine is :mod:`bridge.avatar.stream`
+(StreamDiffusion's stream batch, residual CFG and similarity filter, arXiv 2312.12491);
+models, families and their checks are :mod:`bridge.avatar.models`.
+
+Output: ``{"video": (1, H, W, 3) float32 in [0, 1]}`` at the stage's ``width`` x
+``height``; the alpha stage after it mattes this generated frame (``alpha_source: output``).
+
+Overlap (``overlap: true``): diffusion of frame N runs on a worker thread while the chain
+thread returns the previous result and goes on with alpha of N-1 and pose of N+1; this
+adds one frame of latency (the first frame is shown twice). Off, every call is synchronous.
+
+A missing model or a failed load does not stop the daemon: the config sets
+``bypass_on_load_error`` so the chain streams the camera frame through this slot (to the
+alpha stage) with state ``error`` and the one-line reason (see :class:`bridge.chain.Chain`).
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import torch
+from pydantic import Field, model_validator
+
+from bridge.errors import ConfigError
+from bridge.stages.base import BasePipelineConfig, Pipeline, UsageType, ui_field_config
+from bridge.stages.registry import register
+
+log = logging.getLogger("bridge.stages.avatar")
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+MAX_REFERENCE_IMAGES = 8
+
+
+class AvatarConfig(BasePipelineConfig):
+    """Parameters of the avatar stage. Load-time ones rebuild the models in the background."""
+
+    pipeline_id = "stream-avatar"
+    pipeline_name = "Stream Avatar"
+    pipeline_description = ("Real-time img2img (StreamDiffusion-style) with a pose ControlNet and an IP-Adapter "
+                            "identity from reference images; SD-Turbo, SD 1.5 + LCM-LoRA or SDXL.")
+    usage = [UsageType.MAIN]
+    supports_prompts = True
+    osc_name = "avatar"
+    bypass_on_load_error: ClassVar[bool] = True
+
+    # ------------------------------------------------------------ load-time
+    base_model: str = Field(
+        default="sd-turbo",
+        description="Base model: a name from 'avatar-bridge models list', a Hugging Face owner/name, or a local folder.",
+        json_schema_extra=ui_field_config(order=0, label="Base model", is_load_param=True),
+    )
+    controlnet: str = Field(
+        default="openpose",
+        description="ControlNet: 'openpose' (the OpenPose ControlNet of the base's family), '' for none, a name or a folder.",
+        json_schema_extra=ui_field_config(order=1, label="ControlNet", is_load_param=True),
+    )
+    vae: str = Field(
+        default="tiny",
+        description="VAE: 'tiny' (TAESD/TAESDXL, fast), 'full' (the base model's own), or a tiny-VAE name/folder.",
+        json_schema_extra=ui_field_config(order=2, label="VAE", is_load_param=True),
+    )
+    lora: str = Field(
+        default="",
+        description="LoRA fused into the UNet, e.g. 'lcm-lora-sdv1-5' for few-step SD 1.5; '' for none.",
+        json_schema_extra=ui_field_config(order=3, label="LoRA", is_load_param=True),
+    )
+    ip_adapter: str = Field(
+        default="",
+        description="IP-Adapter for identity: 'auto' (the base's family; none exists for SD 2.1/SD-Turbo), a name, or ''.",
+        json_schema_extra=ui_field_config(order=4, label="IP-Adapter", is_load_param=True),
+    )
+    width: int = Field(
+        default=512, ge=64, le=2048, multiple_of=8,
+        description="Output width in pixels.",
+        json_schema_extra=ui_field_config(order=5, label="Width", is_load_param=True),
+    )
+    height: int = Field(
+        default=512, ge=64, le=2048, multiple_of=8,
+        description="Output height in pixels.",
+        json_schema_extra=ui_field_config(order=6, label="Height", is_load_param=True),
+    )
+    steps: int = Field(
+        default=1, ge=1, le=4,
+        description="Denoising steps (length of t_index_list): 1-2 for SD-Turbo, 2-4 with LCM-LoRA.",
+        json_schema_extra=ui_field_config(order=7, label="Steps", is_load_param=True),
+    )
+    stream_batch: bool = Field(
+        default=True,
+        description="Stream batch: one UNet call advances every frame in flight (latency steps-1 frames).",
+        json_schema_extra=ui_field_config(order=8, label="Stream batch", is_load_param=True),
+    )
+    cfg_type: Literal["none", "self", "full"] = Field(
+        default="none",
+        description="Guidance: none (SD-Turbo), self (residual CFG, no extra UNet pass), full (negative prompt, 2x UNet).",
+        json_schema_extra=ui_field_config(order=9, label="CFG type", is_load_param=True),
+    )
+    dtype: Literal["auto", "float16", "bfloat16", "float32"] = Field(
+        default="auto",
+        description="Weights/activations dtype: auto = float16 on CUDA, float32 elsewhere.",
+        json_schema_extra=ui_field_config(order=10, label="Dtype", is_load_param=True),
+    )
+    acceleration: Literal["none", "compile", "cuda-graphs"] = Field(
+        default="none",
+        description="CUDA only: torch.compile of UNet/ControlNet, or compile with CUDA graphs (first frames are slow).",
+        json_schema_extra=ui_field_config(order=11, label="Acceleration", is_load_param=True),
+    )
+    channels_last: bool = Field(
+        default=True,
+        description="CUDA only: channels-last memory format for the convolutions.",
+        json_schema_extra=ui_field_config(order=12, label="Channels last", is_load_param=True),
+    )
+    models_dir: str = Field(
+        default="",
+        description="Models folder; '' = $AVATAR_BRIDGE_MODELS or ~/.cache/avatar-bridge/models.",
+        json_schema_extra=ui_field_config(order=13, label="Models folder", is_load_param=True),
+    )
+
+    # ------------------------------------------------------------ runtime
+    prompt: str = Field(
+        default="a portrait of a person, digital art, highly detailed",
+        max_length=2000,
+        description="Text prompt.",
+        json_schema_extra=ui_field_config(order=20, label="Prompt"),
+    )
+    prompt_b: str = Field(
+        default="",
+        max_length=2000,
+        description="Second prompt for the weighted prompt blend.",
+        json_schema_extra=ui_field_config(order=21, label="Prompt B"),
+    )
+    prompt_blend: float = Field(
+        default=0.0, ge=0.0, le=1.0,
+        description="Weight of prompt B: embedding = (1-w)*E(prompt) + w*E(prompt_b).",
+        json_schema_extra=ui_field_config(order=22, label="Prompt blend"),
+    )
+    negative_prompt: str = Field(
+        default="blurry, low quality, deformed",
+        max_length=2000,
+        description="Negative prompt (used with cfg_type full).",
+        json_schema_extra=ui_field_config(order=23, label="Negative prompt"),
+    )
+    strength: float = Field(
+        default=0.5, ge=0.1, le=1.0,
+        description="img2img strength: how far from the camera frame (mapped to t_index_list on a 50-step grid).",
+        json_schema_extra=ui_field_config(order=24, label="Strength"),
+    )
+    guidance_scale: float = Field(
+        default=1.2, ge=0.0, le=20.0,
+        description="Guidance scale (cfg_type self/full).",
+        json_schema_extra=ui_field_config(order=25, label="Guidance scale"),
+    )
+    delta: float = Field(
+        default=1.0, ge=0.0, le=2.0,
+        description="Residual CFG delta: strength of the virtual negative (cfg_type self).",
+        json_schema_extra=ui_field_config(order=26, label="Delta"),
+    )
+    seed: int = Field(
+        default=2, ge=0, le=2**31 - 1,
+        description="Noise seed.",
+        json_schema_extra=ui_field_config(order=27, label="Seed"),
+    )
+    seed_b: int = Field(
+        default=3, ge=0, le=2**31 - 1,
+        description="Second seed for the seed blend.",
+        json_schema_extra=ui_field_config(order=28, label="Seed B"),
+    )
+    seed_blend: float = Field(
+        default=0.0, ge=0.0, le=1.0,
+        description="Weight of seed B's noise (variance-preserving blend).",
+        json_schema_extra=ui_field_config(order=29, label="Seed blend"),
+    )
+    controlnet_conditioning_scale: float = Field(
+        default=0.8, ge=0.0, le=2.0,
+        description="ControlNet conditioning scale (0 skips the ControlNet).",
+        json_schema_extra=ui_field_config(order=30, label="ControlNet scale"),
+    )
+    ip_adapter_scale: float = Field(
+        default=0.6, ge=0.0, le=2.0,
+        description="IP-Adapter scale: how strongly the reference images set the identity.",
+        json_schema_extra=ui_field_config(order=31, label="IP-Adapter scale"),
+    )
+    reference_images: str = Field(
+        default="",
+        max_length=4000,
+        description="IP-Adapter reference images: a folder or files separated by ';' (relative to the presets folder).",
+        json_schema_extra=ui_field_config(order=32, label="Reference images"),
+    )
+    similarity_filter: bool = Field(
+        default=False,
+        description="Skip near-identical input frames and reuse the last output (stochastic similarity filter).",
+        json_schema_extra=ui_field_config(order=33, label="Similarity filter"),
+    )
+    similarity_threshold: float = Field(
+        default=0.98, ge=0.0, le=1.0,
+        description="Cosine similarity above which frames start to be skipped.",
+        json_schema_extra=ui_field_config(order=34, label="Similarity threshold"),
+    )
+    similarity_max_skip: int = Field(
+        default=10, ge=0, le=120,
+        description="Most frames skipped in a row.",
+        json_schema_extra=ui_field_config(order=35, label="Max skipped frames"),
+    )
+    overlap: bool = Field(
+        default=False,
+        description="Run diffusion of frame N on a worker while pose/alpha of its neighbours run (+1 frame latency).",
+        json_schema_extra=ui_field_config(order=36, label="Overlap"),
+    )
+    fit: Literal["crop", "stretch"] = Field(
+        default="crop",
+        description="Fit the camera frame to width x height: crop the centre, or stretch.",
+        json_schema_extra=ui_field_config(order=37, label="Fit"),
+    )
+
+    @model_validator(mode="after")
+    def _families(self) -> "AvatarConfig":
+        from bridge.avatar.models import check_known
+
+        try:
+            check_known(self.base_model, self.controlnet, self.vae, self.lora, self.ip_adapter)
+        except ConfigError as exc:
+            raise ValueError(str(exc).removeprefix("avatar: ")) from None
+        return self
+
+
+def reference_paths(spec: str) -> list[Path]:
+    """Image files named by ``spec``: folders (their images, sorted) and files, ``;``-separated.
+
+    Relative paths are taken from the presets folder first, then the working directory.
+
+    Raises:
+        ConfigError: a path that does not exist, or no image found.
+    """
+    from bridge.presets import presets_dir
+
+    files: list[Path] = []
+    for part in (p.strip() for p in spec.split(";")):
+        if not part:
+            continue
+        path = Path(part).expanduser()
+        if not path.is_absolute():
+            in_presets = presets_dir() / path
+            path = in_presets if in_presets.exists() else Path.cwd() / path
+        if path.is_dir():
+            files += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise ConfigError(f"avatar: reference_images {part!r} not found; put PNG/JPEG photos of the avatar there")
+    if not files:
+        raise ConfigError(f"avatar: no images in reference_images {spec!r}; put PNG/JPEG photos of the avatar there "
+                          f"(IP-Adapter identity is off until then)")
+    return files[:MAX_REFERENCE_IMAGES]
+
+
+def load_reference_images(spec: str) -> list[np.ndarray]:
+    """The reference images of ``spec`` as (H, W, 3) uint8 RGB arrays (see :func:`reference_paths`).
+
+    Raises:
+        ConfigError: missing path, no image, or a file that is not a readable image.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    images = []
+    for path in reference_paths(spec):
+        try:
+            with Image.open(path) as img:
+                images.append(np.asarray(img.convert("RGB")))
+        except (OSError, UnidentifiedImageError) as exc:
+            raise ConfigError(f"avatar: cannot read reference image {path}: {exc}") from None
+    return images
+
+
+def control_frame(control: Any, video: Any) -> torch.Tensor | None:
+    """The ControlNet image as (1, H, W, 3) float in [0, 1]: the last frame of ``control``
+    (a stage output, THWC in [0, 1], or a Scope list of (1,H,W,C) in [0, 255]), else of ``video``."""
+    src = control if control is not None else video
+    if src is None:
+        return None
+    if isinstance(src, (list, tuple)):  # Scope input layout, [0, 255]
+        return src[-1].float() / 255.0 if src else None
+    frame = src[-1:]  # a stage's output, [0, 1]
+    return frame.float() / 255.0 if frame.dtype == torch.uint8 else frame.float()
+
+
+@register
+class AvatarStage(Pipeline):
+    """The avatar stage (see module doc).
+
+    Inputs (kwargs): ``source_video`` (camera, list of (1,H,W,3) [0,255]; falls back to
+    ``video``) as the img2img init image; ``control_video`` (pose skeleton, THWC [0,1] or
+    a list in [0,255]; falls back to ``video``) for the ControlNet; runtime parameters.
+    Output: ``{"video": (1, height, width, 3) float32 in [0, 1]}``.
+
+    Raises:
+        ModelMissingError: at construction, a model is not downloaded (names the fix).
+        ConfigError: at construction, a family mismatch or a bad size for the model.
+    """
+
+    @classmethod
+    def get_config_class(cls) -> type[BasePipelineConfig]:
+        return AvatarConfig
+
+    def __init__(self, device: torch.device | str | None = None, **load: Any) -> None:
+        super().__init__(device)
+        from bridge.avatar.models import load_components, models_dir, resolve_dtype
+
+        cfg = AvatarConfig(**load)  # fills defaults for what was not given
+        dtype = resolve_dtype(cfg.dtype, self.device)
+        comps = load_components(cfg.base_model, cfg.controlnet, cfg.vae, cfg.lora, cfg.ip_adapter,
+                                models_root=models_dir(cfg.models_dir or None), dtype=dtype, device=self.device)
+        self.family, self.sources = comps.family, comps.sources
+        self.engine = engine_from_components(comps, cfg, self.device, dtype)
+        self._refs_spec: str | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: Future | None = None
+        self._shown: torch.Tensor | None = None
+        log.info("avatar: %s (%s) loaded on %s, %s", cfg.base_model, self.family, self.device, dtype)
+
+    # ----------------------------------------------------------------- per call
+    def __call__(self, **kwargs: Any) -> dict[str, torch.Tensor]:
+        source = kwargs.get("source_video") or kwargs.get("video")
+        if not source:
+            raise ValueError("avatar needs video input: kwargs['source_video'] or ['video'] = list of (1,H,W,3) frames")
+        control = control_frame(kwargs.get("control_video"), kwargs.get("video"))
+        fit = kwargs.get("fit", "crop")
+        if not kwargs.get("overlap", False):
+            self._drain()
+            self._apply(kwargs)
+            return {"video": self.engine(source[-1], control, fit)}
+        return {"video": self._overlapped(source[-1], control, fit, kwargs)}
+
+    def _apply(self, kwargs: dict[str, Any]) -> None:
+        """Runtime parameters -> engine (only changes cost anything). Raises a bad reference path once."""
+        from bridge.avatar.stream import params_from
+
+        refs = None
+        spec = kwargs.get("reference_images", "") or ""
+        if self.engine.has_ip_adapter and spec != self._refs_spec:
+            self._refs_spec = spec  # tried once: a bad path is reported once, not every frame
+            refs = load_reference_images(spec) if spec else []
+        self.engine.update(params_from(kwargs), reference_images=refs)
+
+    def _overlapped(self, frame: torch.Tensor, control: torch.Tensor | None, fit: str, kwargs: dict[str, Any]) -> torch.Tensor:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            self._shown = pending.result()  # frame N-1's diffusion; raises its error here
+        self._apply(kwargs)  # the worker is idle: safe to touch the engine
+        image = self.engine.prepare(frame, fit)  # copies: the source may reuse its buffer
+        cond = self.engine.prepare_control(control, fit)
+        if self._shown is None:  # first frame: nothing to show yet, run it now
+            self._shown = self.engine.process(image, cond)
+            return self._shown
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="avatar-diffusion")
+        self._pending = self._pool.submit(self.engine.process, image, cond)
+        return self._shown
+
+    def _drain(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            try:
+                pending.result()
+            except Exception as exc:  # already reported or irrelevant once overlap is off
+                log.debug("avatar: dropped pending frame: %s", exc)
+        self._shown = None
+
+    def reset(self) -> None:
+        self._drain()
+        self.engine.reset()
+
+    def __del__(self) -> None:
+        pool = getattr(self, "_pool", None)
+        if pool is not None:
+            pool.shutdown(wait=False)
+
+
+def engine_from_components(comps: Any, cfg: AvatarConfig, device: torch.device, dtype: torch.dtype) -> Any:
+    """Build the :class:`~bridge.avatar.stream.StreamEngine` from loaded
+    :class:`~bridge.avatar.models.AvatarComponents` and the stage's load-time config.
+
+    Raises:
+        ConfigError: width/height do not fit the model (e.g. not a multiple of 64).
+    """
+    from bridge.avatar.stream import StreamEngine
+
+    pipe = comps.pipe
+    sdxl = comps.family == "sdxl"
+
+    def encode_prompt(text: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+        with torch.inference_mode():
+            if sdxl:
+                embeds, _, pooled, _ = pipe.encode_prompt(prompt=text, device=device, num_images_per_prompt=1,
+                                                          do_classifier_free_guidance=False)
+                return embeds, pooled
+            embeds, _ = pipe.encode_prompt(text, device, 1, False)
+            return embeds, None
+
+    encode_images = set_scale = None
+    if comps.ip_adapter:
+        def encode_images(images: list[np.ndarray]) -> torch.Tensor:
+            pixels = pipe.feature_extractor(images=images, return_tensors="pt").pixel_values
+            return pipe.image_encoder(pixels.to(device, pipe.image_encoder.dtype)).image_embeds
+
+        set_scale = pipe.set_ip_adapter_scale
+    try:
+        return StreamEngine(
+            unet=pipe.unet, vae=pipe.vae, scheduler=pipe.scheduler, encode_prompt=encode_prompt,
+            controlnet=comps.controlnet, encode_images=encode_images, set_ip_adapter_scale=set_scale,
+            width=cfg.width, height=cfg.height, steps=cfg.steps, stream_batch=cfg.stream_batch, cfg_type=cfg.cfg_type,
+            device=device, dtype=dtype, acceleration=cfg.acceleration, channels_last=cfg.channels_last, sdxl=sdxl,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"avatar: {exc}") from None
+

@@ -1,0 +1,258 @@
+"""The stages as a Daydream Scope plugin, loaded the way Scope loads it.
+
+Scope is not on PyPI, so these tests put a stand-in of the Scope modules the plugin
+imports on ``sys.path`` (``tests/scope_standin``, written from the seeds and the facts
+checked against Scope v0.2.4), load the plugin through its ``scope`` entry point with
+pluggy, and drive the registered pipelines as Scope does: ``Pipeline(**load_params)``,
+``prepare(video=True, **params)``, ``__call__(video=[(1,H,W,C) uint8], **params)`` with
+one flat ``params`` dict shared by the whole chain.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from bridge.errors import ConfigError
+from bridge.stages import get_stage
+from bridge.stages.registry import all_stages
+
+STANDIN = Path(__file__).parent / "scope_standin"
+#: The pipelines the plugin promises Scope (issue 7).
+EXPECTED = {"pose", "avatar", "person-alpha"}
+
+
+def _forget_scope_modules() -> None:
+    for name in list(sys.modules):
+        if name == "scope" or name.startswith(("scope.", "bridge.scope_plugin")):
+            del sys.modules[name]
+
+
+@pytest.fixture(scope="module")
+def scope():
+    """Scope's plugin machinery (stand-in) with this plugin loaded through its entry point."""
+    sys.path.insert(0, str(STANDIN))
+    _forget_scope_modules()
+    try:
+        from scope.core.pipelines import base_schema, interface
+        from scope.core.pipelines.registry import PipelineRegistry
+        from scope.core.plugins import manager
+
+        PipelineRegistry.clear()
+        manager.load_plugins()
+        manager.register_plugin_pipelines(PipelineRegistry)
+        yield SimpleNamespace(registry=PipelineRegistry, interface=interface, base_schema=base_schema, manager=manager)
+    finally:
+        sys.path.remove(str(STANDIN))
+        _forget_scope_modules()
+
+
+@pytest.fixture(scope="module")
+def alpha_cls(scope):
+    return scope.registry.get("person-alpha")
+
+
+def as_scope_video(rgb: np.ndarray) -> list[torch.Tensor]:
+    """One (H, W, 3) uint8 frame as Scope passes video: a list of (1, H, W, 3) uint8 tensors."""
+    return [torch.from_numpy(rgb)[None]]
+
+
+def available(ids: set[str]) -> set[str]:
+    known = {cls.get_config_class().pipeline_id for cls in all_stages()}
+    return ids & known
+
+
+# ----------------------------------------------------------------------------- loading
+def test_entry_point_loads_a_pluggy_hook_for_scope(scope):
+    (ep,) = [ep for ep in entry_points(group="scope") if ep.name == "avatar_bridge"]
+    assert ep.value == "bridge.scope_plugin"
+    module = ep.load()
+    # pluggy marks hook implementations with "<project>_impl"; Scope's project is "scope"
+    assert hasattr(module.register_pipelines, "scope_impl")
+    assert module in scope.manager.pm.get_plugins()
+
+
+def test_registers_the_three_pipelines_as_scope_classes(scope):
+    registered = set(scope.registry.list_pipelines())
+    assert registered == available(EXPECTED)
+    assert "person-alpha" in registered
+    usage = {"pose": ["preprocessor"], "avatar": [], "person-alpha": ["postprocessor"]}
+    for pipeline_id in registered:
+        cls = scope.registry.get(pipeline_id)
+        config = cls.get_config_class()
+        assert issubclass(cls, scope.interface.Pipeline)
+        assert issubclass(config, scope.base_schema.BasePipelineConfig)
+        meta = config.get_schema_with_metadata()
+        assert meta["id"] == pipeline_id
+        assert meta["usage"] == usage[pipeline_id]
+        assert meta["supported_modes"] == ["video"] and meta["default_mode"] == "video"
+        assert meta["supports_prompts"] is (pipeline_id == "avatar")
+        assert config.pipeline_name and config.pipeline_description
+        with pytest.raises(Exception, match="extra"):
+            config(no_such_parameter=1)
+
+
+def test_every_stage_parameter_is_a_scope_field_with_the_same_schema(scope):
+    for pipeline_id in scope.registry.list_pipelines():
+        ours = get_stage(pipeline_id).get_config_class()
+        theirs = scope.registry.get(pipeline_id).get_config_class()
+        our_schema = ours.model_json_schema()["properties"]
+        scope_schema = theirs.model_json_schema()["properties"]
+        hidden = {"alpha_source"} if pipeline_id == "person-alpha" else set()
+        if ours.supports_prompts:
+            hidden.add("prompt")  # Scope's prompt box feeds it
+        for name, prop in our_schema.items():
+            scope_name = f"{ours.osc_name}_{name}"
+            if name in hidden:
+                assert scope_name not in scope_schema
+                continue
+            got = scope_schema[scope_name]
+            for key in ("type", "default", "minimum", "maximum", "enum", "description"):
+                assert got.get(key) == prop.get(key), (scope_name, key)
+            ui = got["ui"]
+            # Scope's own ui_field_config made it: category is always there
+            assert ui["category"] == "configuration"
+            assert ui["is_load_param"] is ours.is_load_param(name)
+            assert ui.get("label") == prop["ui"].get("label") and ui.get("order") == prop["ui"].get("order")
+
+
+# ----------------------------------------------------------------------- person-alpha
+def test_person_alpha_outputs_rgba_thwc_on_real_frames(alpha_cls, carphone_frames):
+    pipe = alpha_cls()  # Scope passes no device
+    assert pipe.prepare(video=True).input_size == 1
+    for rgb in carphone_frames[:6]:
+        out = pipe(video=as_scope_video(rgb), init_cache=False)
+    video = out["video"]
+    assert set(out) == {"video"}
+    assert video.shape == (1, 144, 176, 4) and video.dtype == torch.float32
+    assert 0.0 <= float(video.min()) and float(video.max()) <= 1.0
+    # straight alpha by default: the RGB is the input frame, the matte is in channel 3
+    torch.testing.assert_close(video[0, ..., :3], torch.from_numpy(rgb).float() / 255.0)
+    alpha = video[0, ..., 3]
+    assert float(alpha[40:100, 80:110].mean()) > 0.9  # the man's face and chest
+    assert float(alpha[:20, :30].max()) < 0.05  # car roof behind him
+
+
+def test_person_alpha_runtime_parameters_change_between_calls(alpha_cls, carphone_frames):
+    pipe = alpha_cls()
+    rgb = carphone_frames[10]
+    frame = torch.from_numpy(rgb).float() / 255.0
+    params = {"alpha_temporal": 0.0}
+    rgba = pipe(video=as_scope_video(rgb), **params)["video"][0]
+    alpha = rgba[..., 3:]
+
+    keyed = pipe(video=as_scope_video(rgb), **params, alpha_output_mode="key", alpha_key_color="#00FF00")["video"][0]
+    assert keyed.shape == (144, 176, 3)
+    torch.testing.assert_close(keyed, frame * alpha + torch.tensor([0.0, 1.0, 0.0]) * (1 - alpha), atol=1e-5, rtol=0)
+    background = alpha[..., 0] < 0.01
+    assert background.sum() > 1000 and torch.allclose(keyed[background], torch.tensor([0.0, 1.0, 0.0]), atol=0.01)
+
+    blue = pipe(video=as_scope_video(rgb), **params, alpha_output_mode="key", alpha_key_color="0000ff")["video"][0]
+    assert torch.allclose(blue[background], torch.tensor([0.0, 0.0, 1.0]), atol=0.01)
+
+    premultiplied = pipe(video=as_scope_video(rgb), **params, alpha_alpha_mode="premultiplied")["video"][0]
+    torch.testing.assert_close(premultiplied[..., :3], frame * alpha, atol=1e-5, rtol=0)
+    keyed_pm = pipe(video=as_scope_video(rgb), **params, alpha_alpha_mode="premultiplied", alpha_output_mode="key")["video"][0]
+    torch.testing.assert_close(keyed_pm, keyed, atol=1e-5, rtol=0)  # same picture from either alpha form
+
+    strict = pipe(video=as_scope_video(rgb), **params, alpha_threshold=0.9)["video"][0, ..., 3]
+    assert float(strict.mean()) < float(alpha.mean()) - 0.02
+    again = pipe(video=as_scope_video(rgb), **params)["video"][0, ..., 3:]
+    torch.testing.assert_close(again, alpha)  # back to the defaults when Scope stops sending them
+
+
+def test_person_alpha_load_parameters_at_construction(alpha_cls, carphone_frames):
+    # one load_params dict for the whole chain: other pipelines' keys and Scope's own are ignored
+    general = alpha_cls(alpha_model="general", height=512, width=512, avatar_anything=1, alpha_threshold=0.1)
+    landscape = alpha_cls(device="cpu")
+    assert general.load_params == {"model": "general"} and landscape.load_params == {"model": "landscape"}
+    assert general.device.type in ("cpu", "cuda") and landscape.device == torch.device("cpu")
+    rgb = carphone_frames[3]
+    a = general(video=as_scope_video(rgb), alpha_temporal=0.0)["video"][0, ..., 3]
+    b = landscape(video=as_scope_video(rgb), alpha_temporal=0.0)["video"][0, ..., 3]
+    assert float((a - b).abs().mean()) > 0.002  # a different segmentation model ran
+    with pytest.raises(ConfigError, match="alpha_model"):
+        alpha_cls(alpha_model="portrait")
+
+
+def test_init_cache_resets_temporal_smoothing(alpha_cls, carphone_frames):
+    pipe, fresh = alpha_cls(), alpha_cls()
+    smooth = {"alpha_temporal": 0.9}
+    for rgb in carphone_frames[:5]:
+        pipe(video=as_scope_video(rgb), **smooth)
+    late = carphone_frames[100]
+    expected = fresh(video=as_scope_video(late), init_cache=True, **smooth)["video"]
+    lagging = pipe(video=as_scope_video(late), **smooth)["video"]
+    assert float((lagging - expected).abs().max()) > 0.05  # the old mask still weighs 0.9
+    reset = pipe(video=as_scope_video(late), init_cache=True, **smooth)["video"]
+    torch.testing.assert_close(reset, expected)
+
+
+def test_missing_video_is_a_clear_error(alpha_cls):
+    with pytest.raises(ValueError, match="Video input mode"):
+        alpha_cls()(prompts=[{"text": "x", "weight": 1.0}])
+
+
+# ------------------------------------------------------------------- generic adapter
+def test_any_stage_becomes_a_scope_pipeline_passthrough(scope, carphone_frames):
+    from bridge.scope_plugin.adapter import ScopeSpec, scope_pipeline_class
+
+    cls = scope_pipeline_class(get_stage("passthrough"), ScopeSpec("passthrough"))
+    assert issubclass(cls, scope.interface.Pipeline)
+    assert cls.get_config_class().usage == []  # our MAIN usage is Scope's plain pipeline
+    out = cls()(video=as_scope_video(carphone_frames[0]))["video"]
+    assert out.shape == (1, 144, 176, 3) and out.dtype == torch.float32
+    torch.testing.assert_close(out[0], torch.from_numpy(carphone_frames[0]).float() / 255.0)
+
+
+def test_prompt_text_takes_the_strongest_scope_prompt():
+    from bridge.scope_plugin.adapter import prompt_text
+
+    assert prompt_text([{"text": "a knight", "weight": 0.3}, {"text": "a robot", "weight": 0.7}]) == "a robot"
+    assert prompt_text(["plain"]) == "plain" and prompt_text("solo") == "solo"
+    assert prompt_text([]) is None and prompt_text(None) is None
+
+
+# ---------------------------------------------------------------------- without Scope
+NO_SCOPE = r"""
+import importlib.abc, sys
+attempts = []
+
+class NoScope(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "scope" or name.startswith("scope."):
+            attempts.append(name)
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, NoScope())
+import bridge, bridge.stages, bridge.chain, bridge.engine, bridge.presets, bridge.osc.schema
+from bridge.cli import main
+
+rc = main(["run", "--source", "video:" + sys.argv[1], "--sink", "null:", "--max-frames", "5", "--stats-every", "0"])
+assert rc == 0, rc
+assert not attempts, attempts
+assert not [m for m in sys.modules if m == "scope" or m.startswith("scope.")]
+try:
+    import bridge.scope_plugin
+except ModuleNotFoundError as exc:
+    assert exc.name == "scope" or exc.name.startswith("scope."), exc
+else:
+    raise AssertionError("bridge.scope_plugin imported without Scope")
+print("daemon ran without scope")
+"""
+
+
+def test_package_and_daemon_work_without_scope(carphone):
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([sys.executable, "-c", NO_SCOPE, str(carphone)], capture_output=True, text=True, timeout=240, env=env, cwd=Path(__file__).parent.parent)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "daemon ran without scope" in proc.stdout
