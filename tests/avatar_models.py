@@ -19,9 +19,13 @@ from pathlib import Path
 
 import torch
 
-BASES = {"sd15": "Lykon/dreamshaper-8", "sd21": "stabilityai/sd-turbo"}
-CONTROLNETS = {"sd15": "lllyasviel/control_v11p_sd15_openpose", "sd21": "thibaud/controlnet-sd21-openpose-diffusers"}
-CROSS = {"sd15": 768, "sd21": 1024}
+BASES = {"sd15": "Lykon/dreamshaper-8", "sd21": "stabilityai/sd-turbo", "sdxl": "stabilityai/sdxl-turbo"}
+CONTROLNETS = {"sd15": "lllyasviel/control_v11p_sd15_openpose", "sd21": "thibaud/controlnet-sd21-openpose-diffusers",
+               "sdxl": "thibaud/controlnet-openpose-sdxl-1.0"}
+#: cross-attention width: the real one for SD 1.5 / 2.1; SDXL is told by its "text_time" embedding, so tiny there
+CROSS = {"sd15": 768, "sd21": 1024, "sdxl": 64}
+SDXL_TEXT = 32  # each tiny SDXL text encoder's width (the UNet sees both: 64)
+SDXL_TIME = 8   # addition_time_embed_dim
 
 
 def write_tokenizer(folder: Path) -> None:
@@ -40,13 +44,23 @@ def write_tokenizer(folder: Path) -> None:
     tok.save_pretrained(folder)
 
 
-def _unet(cross: int, sd21: bool) -> torch.nn.Module:
+def _family_kwargs(family: str) -> dict:
+    """UNet/ControlNet keyword arguments shared by a family's tiny models."""
+    kwargs = {"cross_attention_dim": CROSS[family], "attention_head_dim": 8 if family == "sd15" else (2, 4),
+              "use_linear_projection": family != "sd15"}
+    if family == "sdxl":
+        kwargs.update(addition_embed_type="text_time", addition_time_embed_dim=SDXL_TIME,
+                      projection_class_embeddings_input_dim=SDXL_TEXT + 6 * SDXL_TIME)
+    return kwargs
+
+
+def _unet(family: str) -> torch.nn.Module:
     from diffusers import UNet2DConditionModel
 
     return UNet2DConditionModel(
         sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(32, 64),
         down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=cross, attention_head_dim=(2, 4) if sd21 else 8, use_linear_projection=sd21, norm_num_groups=32,
+        norm_num_groups=32, **_family_kwargs(family),
     )
 
 
@@ -59,27 +73,35 @@ def _randomize(module: torch.nn.Module, std: float = 0.05) -> None:
 
 
 def build_base(root: Path, family: str, full_vae: bool = True) -> Path:
-    """A tiny SD pipeline folder (model_index.json, unet/, text_encoder/, tokenizer/, scheduler/, vae/)."""
-    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionPipeline
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+    """A tiny diffusers pipeline folder (model_index.json, unet/, text_encoder(_2)/, tokenizer(_2)/, scheduler/, vae/)."""
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionPipeline, StableDiffusionXLPipeline
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
-    torch.manual_seed(0 if family == "sd15" else 1)
-    cross = CROSS[family]
+    torch.manual_seed({"sd15": 0, "sd21": 1, "sdxl": 6}[family])
     folder = root / BASES[family]
     write_tokenizer(folder / "tokenizer")
     tokenizer = CLIPTokenizer.from_pretrained(folder / "tokenizer")
-    text_encoder = CLIPTextModel(CLIPTextConfig(
-        vocab_size=len(tokenizer), hidden_size=cross, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4,
-        max_position_embeddings=77, bos_token_id=0, eos_token_id=1, pad_token_id=1,
-    ))
+
+    def text_config(width: int, **extra) -> CLIPTextConfig:
+        return CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=width, intermediate_size=64, num_hidden_layers=1,
+                              num_attention_heads=4, max_position_embeddings=77, bos_token_id=0, eos_token_id=1, pad_token_id=1, **extra)
+
     vae = AutoencoderKL(
         in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 8, 8, 8), layers_per_block=1, norm_num_groups=8,
         down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4, sample_size=64,
     )
     scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                                        timestep_spacing="trailing", steps_offset=1)
-    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=_unet(cross, family == "sd21"),
-                                   scheduler=scheduler, safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+                                       timestep_spacing="trailing", steps_offset=1)
+    if family == "sdxl":
+        pipe = StableDiffusionXLPipeline(
+            vae=vae, text_encoder=CLIPTextModel(text_config(SDXL_TEXT)),
+            text_encoder_2=CLIPTextModelWithProjection(text_config(SDXL_TEXT, projection_dim=SDXL_TEXT)),
+            tokenizer=tokenizer, tokenizer_2=tokenizer, unet=_unet(family), scheduler=scheduler,
+        )
+    else:
+        pipe = StableDiffusionPipeline(vae=vae, text_encoder=CLIPTextModel(text_config(CROSS[family])), tokenizer=tokenizer,
+                                       unet=_unet(family), scheduler=scheduler, safety_checker=None, feature_extractor=None,
+                                       requires_safety_checker=False)
     pipe.save_pretrained(folder, safe_serialization=True)
     if not full_vae:
         for f in (folder / "vae").iterdir():
@@ -93,26 +115,33 @@ def build_controlnet(root: Path, family: str) -> Path:
     from diffusers import ControlNetModel
 
     torch.manual_seed(2)
-    sd21 = family == "sd21"
     net = ControlNetModel(
         in_channels=4, layers_per_block=1, block_out_channels=(32, 64), down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-        cross_attention_dim=CROSS[family], attention_head_dim=(2, 4) if sd21 else 8, use_linear_projection=sd21, norm_num_groups=32,
-        conditioning_embedding_out_channels=(8, 8, 8, 8),
+        norm_num_groups=32, conditioning_embedding_out_channels=(8, 8, 8, 8), **_family_kwargs(family),
     )
     _randomize(net)
+    with torch.no_grad():  # keep the pose image's signal alive through the conditioning convs
+        for conv in net.controlnet_cond_embedding.modules():
+            if isinstance(conv, torch.nn.Conv2d):
+                torch.nn.init.kaiming_normal_(conv.weight)
+                conv.bias.zero_()
     folder = root / CONTROLNETS[family]
     net.save_pretrained(folder, safe_serialization=True)
     return folder
 
 
-def build_taesd(root: Path) -> Path:
-    """A tiny ``AutoencoderTiny`` where madebyollin/taesd goes."""
+def build_taesd(root: Path, name: str = "taesd") -> Path:
+    """A tiny ``AutoencoderTiny`` where madebyollin/taesd (or taesdxl) goes."""
     from diffusers import AutoencoderTiny
 
     torch.manual_seed(3)
     vae = AutoencoderTiny(encoder_block_out_channels=(8, 8, 8, 8), decoder_block_out_channels=(8, 8, 8, 8),
                           num_encoder_blocks=(1, 1, 1, 1), num_decoder_blocks=(1, 1, 1, 1), latent_channels=4)
-    folder = root / "madebyollin" / "taesd"
+    with torch.no_grad():  # variance-keeping init so the input image still shows in the latents
+        for conv in vae.modules():
+            if isinstance(conv, torch.nn.Conv2d):
+                torch.nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
+    folder = root / "madebyollin" / name
     vae.save_pretrained(folder, safe_serialization=True)
     return folder
 
@@ -124,7 +153,7 @@ def build_lcm_lora(root: Path) -> Path:
     from peft.utils import get_peft_model_state_dict
 
     torch.manual_seed(4)
-    unet = _unet(CROSS["sd15"], False)
+    unet = _unet("sd15")
     unet.add_adapter(LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"], init_lora_weights=False))
     folder = root / "latent-consistency" / "lcm-lora-sdv1-5"
     StableDiffusionPipeline.save_lora_weights(folder, unet_lora_layers=get_peft_model_state_dict(unet),
@@ -151,7 +180,7 @@ def build_ip_adapter(root: Path, family: str = "sd15", image_embed_dim: int = 32
         "image_proj.norm.weight": torch.ones(cross),
         "image_proj.norm.bias": torch.zeros(cross),
     }
-    unet = _unet(cross, family == "sd21")
+    unet = _unet(family)
     key_id = 1
     for name in unet.attn_processors:
         if name.endswith("attn2.processor"):
@@ -164,12 +193,14 @@ def build_ip_adapter(root: Path, family: str = "sd15", image_embed_dim: int = 32
     return folder.parent
 
 
-def build_all(root: Path) -> Path:
-    """Every tiny model the avatar tests use, under ``root`` (the models folder)."""
-    for family in ("sd15", "sd21"):
+def build_all(root: Path, sdxl: bool = False) -> Path:
+    """Every tiny model the avatar tests use, under ``root`` (the models folder); SDXL ones too if asked."""
+    for family in ("sd15", "sd21") + (("sdxl",) if sdxl else ()):
         build_base(root, family)
         build_controlnet(root, family)
     build_taesd(root)
+    if sdxl:
+        build_taesd(root, "taesdxl")
     build_lcm_lora(root)
     build_ip_adapter(root)
     return root

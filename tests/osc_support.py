@@ -11,11 +11,14 @@ from typing import Any, Callable, Literal
 import numpy as np
 from pydantic import Field
 from pythonosc.osc_message import OscMessage
+from pythonosc.udp_client import SimpleUDPClient
 
+from bridge.bench.osc import ClockedSource
 from bridge.chain import Chain
 from bridge.engine import Engine
 from bridge.frames import Frame
 from bridge.osc.daemon import start_with_engine
+from bridge.stages.alpha import PersonAlphaStage
 from bridge.stages.base import BasePipelineConfig, Pipeline, UsageType, stack_video, ui_field_config
 from bridge.transports.base import Sink, StreamInfo
 
@@ -30,8 +33,8 @@ def free_udp_port() -> int:
 class ReplyListener:
     """Receives the daemon's replies on 127.0.0.1:``port`` on a thread.
 
-    ``messages`` holds (perf_counter time, address, args) of every decodable message;
-    ``errors``/``acks``/``pongs``/``heartbeats`` count by address prefix.
+    ``messages`` holds (perf_counter time, address, args) of every message;
+    ``errors`` counts ``/bridge/error`` replies.
     """
 
     def __init__(self, port: int | None = None) -> None:
@@ -55,14 +58,11 @@ class ReplyListener:
                 continue
             except OSError:
                 return
-            if data.startswith(b"/bridge/error\0"):  # fast path for floods
-                with self.cond:
-                    self.errors += 1
-                    self.cond.notify_all()
-                continue
             msg = OscMessage(data)
             with self.cond:
                 self.messages.append((time.perf_counter(), msg.address, msg.params))
+                if msg.address == "/bridge/error":
+                    self.errors += 1
                 self.cond.notify_all()
 
     def of(self, address: str) -> list[tuple[float, str, list[Any]]]:
@@ -81,6 +81,16 @@ class ReplyListener:
 
         def seen() -> bool:
             found[:] = [m for m in self.messages if m[1] == address and m[0] >= after]
+            return bool(found)
+
+        return found[0] if self.wait_for(seen, timeout) else None
+
+    def wait_message_with(self, address: str, args: list[Any], after: float, timeout: float = 5.0) -> tuple[float, str, list[Any]] | None:
+        """The first message at ``address`` with exactly ``args``, received after perf_counter time ``after``."""
+        found: list = []
+
+        def seen() -> bool:
+            found[:] = [m for m in self.messages if m[1] == address and m[2] == args and m[0] >= after]
             return bool(found)
 
         return found[0] if self.wait_for(seen, timeout) else None
@@ -127,21 +137,6 @@ class TimingSink(Sink):
         return max(np.diff(ts)) if len(ts) > 1 else float("inf")
 
 
-class RecordingStage:
-    """Wraps a stage: records every call's runtime kwargs (to prove no bad value reached it)."""
-
-    def __init__(self, stage: Any) -> None:
-        self.stage = stage
-        self.calls: list[dict[str, Any]] = []
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.stage, name)
-
-    def __call__(self, **kwargs: Any) -> Any:
-        self.calls.append({k: v for k, v in kwargs.items() if k not in ("video", "source_video")})
-        return self.stage(**kwargs)
-
-
 def osc_args(reply_port: int, port: int = 0, **extra: Any) -> argparse.Namespace:
     """The ``run`` options the OSC extension reads, on loopback with a free port."""
     values = dict(osc_host="127.0.0.1", osc_port=port or free_udp_port(), osc_reply=f"127.0.0.1:{reply_port}",
@@ -162,6 +157,51 @@ def stop_daemon(engine: Engine, service: Any) -> None:
     engine.stop()
     service()
     engine.join(5.0)
+
+
+FPS = 30.0
+
+
+class Daemon:
+    """A streaming engine (carphone on a 30 fps clock -> ``spec`` -> :class:`TimingSink`) with
+    the OSC surface, a python-osc client, a reply listener, and ``calls``: (time, runtime
+    kwargs) of every person-alpha stage call."""
+
+    def __init__(self, frames, monkeypatch, spec=(("alpha", {}),), reply_port: int | None = None, **osc):
+        self.calls: list[tuple[float, dict]] = []
+        original = PersonAlphaStage.__call__
+
+        def recording(stage, **kwargs):
+            self.calls.append((time.perf_counter(), {k: v for k, v in kwargs.items() if k not in ("video", "source_video")}))
+            return original(stage, **kwargs)
+
+        monkeypatch.setattr(PersonAlphaStage, "__call__", recording)
+        self.listener = ReplyListener()
+        self.sink = TimingSink()
+        chain = Chain.from_spec(list(spec))
+        source = ClockedSource(frames, FPS)
+        self.engine, self.service = start_daemon(source, chain, self.sink, reply_port or self.listener.port, **osc)
+        self.client = SimpleUDPClient("127.0.0.1", self.service.port)
+        self.wait_frames(5)
+
+    def wait_frames(self, n: int, timeout: float = 10.0) -> None:
+        target = self.sink.count() + n
+        deadline = time.monotonic() + timeout
+        while self.sink.count() < target:
+            assert time.monotonic() < deadline, "the stream stopped"
+            time.sleep(0.01)
+
+    def send(self, address: str, *args) -> float:
+        t = time.perf_counter()
+        self.client.send_message(address, list(args))
+        return t
+
+    def state(self, state: str, after: float, timeout: float = 10.0):
+        return self.listener.wait_message_with("/bridge/status/state", [state], after, timeout)
+
+    def close(self) -> None:
+        stop_daemon(self.engine, self.service)
+        self.listener.close()
 
 
 class KnobsConfig(BasePipelineConfig):

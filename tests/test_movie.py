@@ -210,7 +210,7 @@ def test_audio_that_starts_late_is_padded_to_stay_in_sync(tmp_path, clip_with_au
 
 def test_cli_run_video_to_mov_keeps_audio_and_person_alpha(tmp_path, clip_with_audio, capsys):
     out = tmp_path / "render" / "out.mov"
-    code = main(["run", "--source", f"video:{clip_with_audio}", "--sink", f"movie:{out}", "--stats-every", "0"])
+    code = main(["run", "--source", f"video:{clip_with_audio}", "--sink", f"movie:{out}", "--stats-every", "0", "--no-osc"])
     assert code == 0, capsys.readouterr().err
     decoded, container = decode_rgba(out)
     with container:

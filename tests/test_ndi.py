@@ -28,9 +28,10 @@ from bridge.presets import load_preset  # noqa: E402
 from bridge.transports import StreamInfo, open_sink, open_source  # noqa: E402
 from bridge.transports.ndi import NDISink, NDISource, configure_discovery, match_source  # noqa: E402
 
-# SpeedHQ is lossy: flat (200, 10, 77) comes back as about (197, 9, 71) (platform notes);
-# one NDI leg moves a flat colour by at most this much per channel
-FLAT_TOL = 10
+# SpeedHQ is lossy: flat (200, 10, 77) comes back as about (197, 9, 71) after one NDI leg
+# (platform notes) and (194, 9, 66) after two (source in, sink out; measured here)
+LEG_TOL = 8
+ROUND_TRIP_TOL = 2 * LEG_TOL
 RUN = f"t{os.getpid()}"
 
 
@@ -56,6 +57,16 @@ def flat(rgb, size=(48, 64)) -> np.ndarray:
     image = np.empty((*size, 3), np.uint8)
     image[...] = rgb
     return image
+
+
+def constant_blocks(alpha: np.ndarray, block: int = 8) -> np.ndarray:
+    """(H, W) bool: pixels whose aligned ``block`` x ``block`` tile has one alpha value."""
+    h, w = alpha.shape[0] // block * block, alpha.shape[1] // block * block
+    tiles = alpha[:h, :w].reshape(h // block, block, w // block, block)
+    flat_tiles = tiles.min(axis=(1, 3)) == tiles.max(axis=(1, 3))
+    mask = np.zeros(alpha.shape, bool)
+    mask[:h, :w] = np.kron(flat_tiles, np.ones((block, block), bool))
+    return mask
 
 
 def centre_colour(image: np.ndarray) -> np.ndarray:
@@ -91,11 +102,15 @@ def test_source_name_matches_full_name_or_stream_name():
 
 
 def test_missing_cyndilib_is_a_one_line_error_naming_the_fix(monkeypatch):
-    monkeypatch.setitem(sys.modules, "cyndilib.finder", None)  # as if cyndilib were not installed
+    for name in ("cyndilib", "cyndilib.finder"):  # as if cyndilib were not installed
+        monkeypatch.setitem(sys.modules, name, None)
     for transport, opener in ((NDISource("TDOut"), lambda t: t.open()), (NDISink("Out"), lambda t: t.open(StreamInfo(64, 48, 30.0)))):
         with pytest.raises(TransportError) as error:
             opener(transport)
         assert "pip install cyndilib" in str(error.value) and "\n" not in str(error.value)
+    monkeypatch.delitem(sys.modules, "cyndilib")  # installed, but its runtime part fails to load
+    with pytest.raises(TransportError, match="NDI runtime in it failed to load .*pip install --force-reinstall cyndilib"):
+        NDISource("TDOut").open()
 
 
 def test_run_options_reach_the_ndi_transports_and_bad_ones_exit_2(loopback, capsys):
@@ -117,7 +132,7 @@ def test_run_options_reach_the_ndi_transports_and_bad_ones_exit_2(loopback, caps
 
 
 # ---------------------------------------------------------------------------- real NDI on loopback
-def test_daemon_receives_ndi_and_sends_rgba_with_exact_alpha(loopback, carphone_frames):
+def test_daemon_receives_ndi_and_sends_rgba_with_the_matte(loopback, carphone_frames):
     """Real person in (carphone over NDI, no alpha) -> person-alpha preset -> NDI RGBA out."""
     chain = Chain.from_spec(load_preset("default").chain_spec(), device="cpu")
     inputs: list[np.ndarray] = []
@@ -149,18 +164,21 @@ def test_daemon_receives_ndi_and_sends_rgba_with_exact_alpha(loopback, carphone_
         assert image.shape == (144, 176, 3)
         error = np.abs(sent - image).mean(axis=(1, 2, 3))
         assert error.min() < 4.0, f"daemon input is not a sent frame within the codec's tolerance ({error.min():.1f})"
-    # what TouchDesigner gets: RGBA, the matte exact, colour within the codec's tolerance
+    # what TouchDesigner gets: RGBA with the daemon's matte. NDI High Bandwidth codes alpha
+    # as a fourth SpeedHQ plane in 8x8 DCT blocks: every block where the matte is flat
+    # (background, body) comes back exact; blocks on the matte's edge within a few levels.
     received = [image for _, image in receiver.frames]
     assert all(image.shape == (144, 176, 4) for image in received)
-    matched = 0
     for image in received:
-        same_alpha = [out for out in outputs if np.array_equal(out[..., 3], image[..., 3])]
-        if not same_alpha:
-            continue
-        matched += 1
-        diff = np.abs(same_alpha[-1][..., :3].astype(np.int16) - image[..., :3])
-        assert diff.mean() < 4.0 and np.percentile(diff, 99) < 40
-    assert matched >= len(received) - 1, f"only {matched}/{len(received)} received mattes equal a daemon output"
+        errors = [np.abs(out[..., 3].astype(np.int16) - image[..., 3]).mean() for out in outputs]
+        out = outputs[int(np.argmin(errors))]
+        flat_blocks = constant_blocks(out[..., 3])
+        assert flat_blocks.mean() > 0.3, "expected a matte with large flat areas"
+        alpha_error = np.abs(out[..., 3].astype(np.int16) - image[..., 3])
+        assert alpha_error[flat_blocks].max() == 0, "alpha changed where the matte is flat"
+        assert alpha_error.max() <= 8
+        colour_error = np.abs(out[..., :3].astype(np.int16) - image[..., :3])
+        assert colour_error.mean() < 4.0 and np.percentile(colour_error, 99) < 40
     alpha = received[-1][..., 3]
     assert (alpha < 20).mean() > 0.05 and (alpha > 235).mean() > 0.05, "expected a person matte, not a flat alpha"
 
@@ -175,7 +193,7 @@ def test_source_stop_and_restart_reconnects_while_the_sink_holds_the_last_frame(
     try:
         assert wait_until(lambda: receiver.count >= 5, 20), f"no frames back: {engine.stats.snapshot()}"
         before = centre_colour(receiver.latest()[1])
-        assert np.abs(before - (200, 10, 77, 255)).max() <= FLAT_TOL and before[3] == 255
+        assert np.abs(before - (200, 10, 77, 255)).max() <= ROUND_TRIP_TOL and before[3] == 255
 
         sender.stop()  # the source vanishes mid-stream
         assert wait_until(lambda: "source lost" in (engine.stats.last_error or ""), 5), engine.stats.snapshot()
@@ -188,7 +206,7 @@ def test_source_stop_and_restart_reconnects_while_the_sink_holds_the_last_frame(
         assert np.abs(held - before).max() <= 1 and held[3] == 255
 
         sender = LoopbackSender(name_in, flat((20, 200, 60)), fps=30, stamp=False).start()  # back, new content
-        new_colour = lambda: np.abs(centre_colour(receiver.latest()[1]) - (20, 200, 60, 255)).max() <= FLAT_TOL  # noqa: E731
+        new_colour = lambda: np.abs(centre_colour(receiver.latest()[1]) - (20, 200, 60, 255)).max() <= ROUND_TRIP_TOL  # noqa: E731
         assert wait_until(new_colour, 20), f"did not reconnect: {engine.stats.snapshot()}"
         assert engine.running and engine.stats.source_restarts >= 1
         assert engine.stats.frames_out > frames_out
@@ -218,7 +236,7 @@ def test_sink_sends_transparent_frames_while_holding_and_follows_a_size_change(l
         sink.write(Frame(image, 0, time.perf_counter()))
         assert wait_until(lambda: receiver.count >= 1, 10)
         first = centre_colour(receiver.latest()[1])
-        assert first[3] == 128 and np.abs(first[:3] - (200, 10, 77)).max() <= FLAT_TOL
+        assert first[3] == 128 and np.abs(first[:3] - (200, 10, 77)).max() <= LEG_TOL
         write_and_idle(image, 1.0)
         assert sink.repeated >= 10
         latest = receiver.latest()[1]

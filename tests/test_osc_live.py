@@ -1,79 +1,26 @@
 """The OSC surface on a streaming engine (in-process, real UDP on loopback, python-osc client).
 
-The source replays the real carphone clip as a live 30 fps camera would (latest frame
-wins), through the real person-alpha stage.
+The source replays the real carphone clip on a 30 fps clock as a camera would (live:
+latest frame wins; the same source ``avatar-bridge bench osc`` uses), through the real
+person-alpha stage.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import struct
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from pythonosc.osc_message_builder import build_msg
-from pythonosc.udp_client import SimpleUDPClient
 
-from bridge.chain import Chain
 from bridge.errors import ModelMissingError
 from bridge.stages import alpha as alpha_module
-from bridge.stages.alpha import PersonAlphaStage
-from tests.helpers import ArraySource
-from tests.osc_support import KnobsConfig, KnobsStage, ReplyListener, TimingSink, register_knobs, start_daemon, stop_daemon
-
-FPS = 30.0
-
-
-class Daemon:
-    """An engine + OSC surface, a client, a reply listener and the stage's recorded calls."""
-
-    def __init__(self, frames, monkeypatch, spec=(("alpha", {}),), **osc):
-        self.calls: list[tuple[float, dict]] = []
-        original = PersonAlphaStage.__call__
-
-        def recording(stage, **kwargs):
-            self.calls.append((time.perf_counter(), {k: v for k, v in kwargs.items() if k not in ("video", "source_video")}))
-            return original(stage, **kwargs)
-
-        monkeypatch.setattr(PersonAlphaStage, "__call__", recording)
-        self.listener = ReplyListener()
-        self.sink = TimingSink()
-        chain = Chain.from_spec(list(spec))
-        source = ArraySource(frames, live=True, interval_s=1.0 / FPS, fps=FPS)
-        self.engine, self.service = start_daemon(source, chain, self.sink, self.listener.port, **osc)
-        self.client = SimpleUDPClient("127.0.0.1", self.service.port)
-        self.wait_frames(5)
-
-    def wait_frames(self, n: int, timeout: float = 10.0) -> None:
-        target = self.sink.count() + n
-        deadline = time.monotonic() + timeout
-        while self.sink.count() < target:
-            assert time.monotonic() < deadline, "the stream stopped"
-            time.sleep(0.01)
-
-    def send(self, address: str, *args) -> float:
-        t = time.perf_counter()
-        self.client.send_message(address, list(args))
-        return t
-
-    def state(self, state: str, after: float, timeout: float = 10.0):
-        return self.listener.wait_message_with("/bridge/status/state", [state], after, timeout)
-
-    def close(self) -> None:
-        stop_daemon(self.engine, self.service)
-        self.listener.close()
-
-
-def _wait_with(listener, address, args, after, timeout):
-    found = []
-
-    def seen():
-        found[:] = [m for m in listener.messages if m[1] == address and m[2] == args and m[0] >= after]
-        return bool(found)
-
-    return found[0] if listener.wait_for(seen, timeout) else None
-
-
-ReplyListener.wait_message_with = _wait_with
+from tests.osc_support import Daemon, KnobsConfig, KnobsStage, register_knobs
 
 
 @pytest.fixture
@@ -116,7 +63,14 @@ def test_bypass_and_ping(daemon):
     assert daemon.listener.wait_message_with("/bridge/pong", [42, "td"], t, 5.0)
 
 
-def test_load_time_change_reloads_in_background_without_a_gap(daemon):
+def test_load_time_change_reloads_in_background_without_a_gap(daemon, monkeypatch):
+    working = alpha_module.load_selfie_segmenter
+
+    def slow(model):  # a model that takes a second to load (a diffusion model takes longer)
+        time.sleep(1.0)
+        return working(model)
+
+    monkeypatch.setattr(alpha_module, "load_selfie_segmenter", slow)
     old_stage = daemon.engine.chain.slot("alpha").stage
     daemon.send("/bridge/alpha/threshold", 0.6)
     t = daemon.send("/bridge/alpha/model", "general")
@@ -128,8 +82,9 @@ def test_load_time_change_reloads_in_background_without_a_gap(daemon):
     slot = daemon.engine.chain.slot("alpha")
     assert slot.stage is not old_stage and slot.config.model == "general"
     assert slot.config.threshold == 0.6, "runtime values survive the reload"
+    assert live[0] - loading[0] > 0.9
     gap = daemon.sink.max_gap_between(t, time.perf_counter())
-    assert gap < 0.3, f"output stalled {gap:.3f} s during the reload"
+    assert gap < 0.5, f"output stalled {gap:.3f} s during the 1 s reload"
     assert daemon.engine.stats.state == "live"
 
 
@@ -151,7 +106,7 @@ def test_failing_reload_keeps_the_old_stage_and_reports(daemon, monkeypatch):
     daemon.wait_frames(10)
     slot = daemon.engine.chain.slot("alpha")
     assert slot.stage is old_stage and slot.config.model == "landscape"
-    assert daemon.sink.max_gap_between(t, time.perf_counter()) < 0.3
+    assert daemon.sink.max_gap_between(t, time.perf_counter()) < 0.5
     assert daemon.sink.count() >= n + 10 and min(daemon.sink.coverage[-5:]) < 0.9, "old stage still mattes"
     t = daemon.send("/bridge/alpha/threshold", 0.55)  # the next accepted control clears the error
     assert daemon.state("live", t)
@@ -195,74 +150,65 @@ def _wrong() -> list[bytes]:
     return [build_msg(a, args).dgram for a, args in msgs]
 
 
-def _paced(sock, target, dgrams, count, rate, listener=None, window=1000):
-    """Send ``count`` datagrams (cycling ``dgrams``) at ``rate`` per second, in 5 ms slices.
-
-    With ``listener``, never run more than ``window`` error replies ahead (a starved
-    daemon must not turn this into a test of the UDP receive buffer).
-    """
-    t0 = time.perf_counter()
-    per_slice = max(1, rate // 200)
-    for sent in range(count):
-        if sent % per_slice == 0:
-            delay = t0 + sent / rate - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            if listener is not None:
-                assert listener.wait_for(lambda: listener.errors >= sent - window, 10.0), "error replies stopped"
-        sock.sendto(dgrams[sent % len(dgrams)], target)
+def _fps(sink, windows):
+    return sum(sink.fps_between(a, b) * (b - a) for a, b in windows) / sum(b - a for a, b in windows)
 
 
 def test_flood_of_malformed_and_wrong_messages_never_touches_the_stream(carphone_frames, monkeypatch):
-    # A stage that costs nothing, so that the rate measured is the OSC surface's effect on
-    # the stream and not other processes' load on a shared 2-core machine.
+    """10,000 malformed datagrams (8,000/s) and 10,000 wrong messages (2,500/s: a TD network
+    sending 40 channels at 60 Hz, all wrong) from a client in its own process, as TD is.
+
+    The flood comes in windows of 0.5 s, each followed by 0.5 s of quiet: on a shared
+    machine whose load drifts, the stream's rate during the floods is compared with its
+    rate in between. The stage costs nothing, so the rate measured is the OSC surface's
+    effect on the stream. On a quiet 2-core machine both rates are the clock's 30 fps; on
+    one shared with other jobs the daemon's own work for the flood (~20 % of a core)
+    takes its fair share of the CPU, hence the 30 % margin.
+    """
     register_knobs(monkeypatch)
-    daemon = Daemon(carphone_frames, monkeypatch, spec=[("knobs", {})])
+    # The client stands for TD, which has its own cores: niced, so that on a shared 2-core
+    # machine its own CPU use does not count against the daemon's stream.
+    client = subprocess.Popen([sys.executable, str(Path(__file__).with_name("osc_flood_client.py"))],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, preexec_fn=lambda: os.nice(10))
     try:
-        _flood(daemon)
+        reply_port = json.loads(client.stdout.readline())["reply_port"]
+        daemon = Daemon(carphone_frames, monkeypatch, spec=[("knobs", {})], reply_port=reply_port)
+        try:
+            _flood(daemon, client)
+        finally:
+            daemon.close()
     finally:
-        daemon.close()
+        if client.poll() is None:
+            client.kill()
+        client.wait(5)
 
 
-def _flood(daemon):
-    sock = daemon.client._sock
-    target = ("127.0.0.1", daemon.service.port)
+def _flood(daemon, client):
     calls = KnobsStage.calls
     first = calls[0]
-    t0 = time.perf_counter()
-    time.sleep(1.0)
-    t_flood = time.perf_counter()
-
-    _paced(sock, target, _malformed(), 10_000, 8000)
-    t = daemon.send("/bridge/ping", 1)
-    assert daemon.listener.wait_message_with("/bridge/pong", [1], t, 10.0), "server stopped answering"
+    job = {"port": daemon.service.port, "malformed": [d.hex() for d in _malformed()], "wrong": [d.hex() for d in _wrong()],
+           "total": 10_000, "malformed_rate": 8000, "wrong_rate": 2500, "window_s": 0.5}
+    client.stdin.write(json.dumps(job) + "\n")
+    client.stdin.flush()
+    result = json.loads(client.stdout.readline())
+    assert "stuck" not in result, result
     assert daemon.service.server.counters.malformed == 10_000
-    assert daemon.listener.errors == 0, "malformed datagrams are dropped without a reply"
+    assert daemon.service.server.counters.ignored == 0
+    assert result["errors"] == 10_000, "exactly one /bridge/error per wrong message, none for malformed datagrams"
+    assert result["acks"] == 0, "no wrong message was accepted"
+    assert result["malformed_status"][-1] == 10_000, "the status reports the malformed datagrams"
 
-    # 2,500/s: a TD network sending 40 channels at 60 Hz, all of them wrong
-    _paced(sock, target, _wrong(), 10_000, 2500, daemon.listener)
-    assert daemon.listener.wait_for(lambda: daemon.listener.errors >= 10_000, 10.0), \
-        f"{10_000 - daemon.listener.errors} wrong messages got no /bridge/error"
-    t_end = time.perf_counter()
-    time.sleep(1.0)
-    t_after = time.perf_counter()
-    assert daemon.listener.errors == 10_000, "exactly one error reply per wrong message"
-    assert not [m for m in daemon.listener.messages if m[1].startswith("/bridge/ack") and m[0] >= t_flood]
-
-    # the stream kept its rate (against the rate just before and just after), the heartbeat never stopped
-    baseline = (daemon.sink.fps_between(t0, t_flood) + daemon.sink.fps_between(t_end, t_after)) / 2
-    during = daemon.sink.fps_between(t_flood, t_end)
-    print(f"flood: {t_end - t_flood:.2f} s, baseline {baseline:.1f} fps, during {during:.1f} fps")
-    assert during >= 0.7 * baseline, f"stream slowed from {baseline:.1f} to {during:.1f} fps under the flood"
-    assert daemon.sink.max_gap_between(t_flood, t_end) < 0.5
-    beats = [m[0] for m in daemon.listener.of("/bridge/status/heartbeat") if t0 <= m[0] <= t_after]
-    assert len(beats) >= int(t_after - t0) - 1
-    assert max(b - a for a, b in zip([t0] + beats, beats + [t_after])) < 1.6, "heartbeat gap over 1.5 s"
+    # the stream kept its rate, the heartbeat never stopped
+    floods, quiets = result["floods"], result["quiets"]
+    t_start, t_end = result["t_start"], result["t_end"]
+    flood_fps, quiet_fps = _fps(daemon.sink, floods), _fps(daemon.sink, quiets)
+    print(f"flood: {t_end - t_start:.2f} s, {quiet_fps:.1f} fps between floods, {flood_fps:.1f} fps during")
+    assert flood_fps >= 0.7 * quiet_fps, f"stream slowed from {quiet_fps:.1f} to {flood_fps:.1f} fps under the flood"
+    beats = [t for t in result["heartbeats"] if t_start <= t <= t_end]
+    assert len(beats) >= int(t_end - t_start) - 1
+    assert max(b - a for a, b in zip([t_start] + beats, beats + [t_end])) < 2.0, "a heartbeat was missed"
     assert daemon.engine.running and daemon.engine.stats.state == "live"
     # no stage ever saw anything but its initial, valid parameters
     assert len(calls) > 100
     assert all(kw == first for kw in calls)
     assert first == KnobsConfig().runtime_params()
-    # the status reports the counter
-    t = time.perf_counter()
-    assert daemon.listener.wait_message_with("/bridge/status/malformed", [10_000], t, 2.5)

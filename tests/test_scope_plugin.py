@@ -26,8 +26,8 @@ from bridge.stages import get_stage
 from bridge.stages.registry import all_stages
 
 STANDIN = Path(__file__).parent / "scope_standin"
-#: The pipelines the plugin promises Scope (issue 7).
-EXPECTED = {"pose", "avatar", "person-alpha"}
+#: The pipelines the plugin promises Scope (issue 7): stage (id or OSC name) -> Scope usage.
+EXPECTED = {"pose": ["preprocessor"], "avatar": [], "person-alpha": ["postprocessor"]}
 
 
 def _forget_scope_modules() -> None:
@@ -65,9 +65,10 @@ def as_scope_video(rgb: np.ndarray) -> list[torch.Tensor]:
     return [torch.from_numpy(rgb)[None]]
 
 
-def available(ids: set[str]) -> set[str]:
-    known = {cls.get_config_class().pipeline_id for cls in all_stages()}
-    return ids & known
+def expected_pipelines() -> dict[str, list[str]]:
+    """Scope pipeline id -> usage, for the promised stages that exist in this checkout."""
+    known = {c.get_config_class().pipeline_id for c in all_stages()} | {c.get_config_class().osc_name for c in all_stages()}
+    return {get_stage(ref).get_config_class().pipeline_id: usage for ref, usage in EXPECTED.items() if ref in known}
 
 
 # ----------------------------------------------------------------------------- loading
@@ -82,9 +83,9 @@ def test_entry_point_loads_a_pluggy_hook_for_scope(scope):
 
 def test_registers_the_three_pipelines_as_scope_classes(scope):
     registered = set(scope.registry.list_pipelines())
-    assert registered == available(EXPECTED)
+    usage = expected_pipelines()
+    assert registered == set(usage)
     assert "person-alpha" in registered
-    usage = {"pose": ["preprocessor"], "avatar": [], "person-alpha": ["postprocessor"]}
     for pipeline_id in registered:
         cls = scope.registry.get(pipeline_id)
         config = cls.get_config_class()
@@ -94,10 +95,21 @@ def test_registers_the_three_pipelines_as_scope_classes(scope):
         assert meta["id"] == pipeline_id
         assert meta["usage"] == usage[pipeline_id]
         assert meta["supported_modes"] == ["video"] and meta["default_mode"] == "video"
-        assert meta["supports_prompts"] is (pipeline_id == "avatar")
+        assert meta["supports_prompts"] is (usage[pipeline_id] == [])  # the avatar (main) takes Scope's prompts
         assert config.pipeline_name and config.pipeline_description
         with pytest.raises(Exception, match="extra"):
             config(no_such_parameter=1)
+
+
+def test_a_broken_pipeline_does_not_hide_the_others(scope, monkeypatch, caplog):
+    import bridge.scope_plugin as plugin
+    from bridge.scope_plugin.adapter import ScopeSpec
+
+    monkeypatch.setattr(plugin, "PIPELINES", (ScopeSpec("no-such-stage"), ScopeSpec("person-alpha", matte_output=True)))
+    got = []
+    plugin.register_pipelines(register=got.append)
+    assert [cls.get_config_class().pipeline_id for cls in got] == ["person-alpha"]
+    assert "no-such-stage pipeline not registered" in caplog.text
 
 
 def test_every_stage_parameter_is_a_scope_field_with_the_same_schema(scope):
@@ -196,9 +208,14 @@ def test_init_cache_resets_temporal_smoothing(alpha_cls, carphone_frames):
     torch.testing.assert_close(reset, expected)
 
 
-def test_missing_video_is_a_clear_error(alpha_cls):
+def test_bad_calls_are_clear_errors(alpha_cls, carphone_frames):
+    pipe = alpha_cls()
     with pytest.raises(ValueError, match="Video input mode"):
-        alpha_cls()(prompts=[{"text": "x", "weight": 1.0}])
+        pipe(prompts=[{"text": "x", "weight": 1.0}])
+    with pytest.raises(ValueError, match="#RRGGBB"):
+        pipe(video=as_scope_video(carphone_frames[0]), alpha_output_mode="key", alpha_key_color="green")
+    with pytest.raises(Exception, match="alpha_key_color"):  # Scope validates against the schema first
+        pipe.get_config_class()(alpha_key_color="green")
 
 
 # ------------------------------------------------------------------- generic adapter
@@ -221,6 +238,108 @@ def test_prompt_text_takes_the_strongest_scope_prompt():
     assert prompt_text([]) is None and prompt_text(None) is None
 
 
+# ---------------------------------------------------------------------------- avatar
+def scope_download(artifact, repos: Path, models_dir: Path) -> None:
+    """Fetch ``artifact`` from a local copy of its repo the way Scope's downloader selects files.
+
+    Scope (``server/download_models.py``) downloads into ``<models>/<repo name>/`` every repo
+    file matching an entry (``fnmatch``), an entry not ending in ``/``, ``.pt``, ``.pth``,
+    ``.safetensors`` or ``.json`` also as a folder (``entry/*``, ``entry/**/*``).
+    """
+    from fnmatch import fnmatch
+
+    patterns = []
+    for entry in artifact.files:
+        patterns.append(entry)
+        if not entry.endswith(("/", ".pt", ".pth", ".safetensors", ".json")):
+            patterns += [f"{entry}/*", f"{entry}/**/*"]
+    src, dest = repos / artifact.repo_id, models_dir / artifact.repo_id.split("/")[-1]
+    for path in src.rglob("*"):
+        rel = path.relative_to(src).as_posix()
+        if path.is_file() and any(fnmatch(rel, p) for p in patterns):
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            (dest / rel).write_bytes(path.read_bytes())
+
+
+@pytest.fixture(scope="module")
+def avatar(scope, tmp_path_factory):
+    """The avatar pipeline class, with its declared artifacts "downloaded" by Scope from tiny
+    random-weight copies of the real repos (tests/avatar_models.py), and nothing elsewhere."""
+    import avatar_models
+
+    cls = scope.registry.get(get_stage("avatar").get_config_class().pipeline_id)
+    tmp = tmp_path_factory.mktemp("scope-avatar")
+    repos, models = tmp / "hub", tmp / "scope-models"
+    avatar_models.build_base(repos, "sd21")
+    avatar_models.build_controlnet(repos, "sd21")
+    avatar_models.build_taesd(repos)
+    for artifact in cls.get_config_class().artifacts:
+        scope_download(artifact, repos, models)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DAYDREAM_SCOPE_MODELS_DIR", str(models))
+        mp.setenv("AVATAR_BRIDGE_MODELS", str(tmp / "avatar-bridge-models-empty"))
+        yield SimpleNamespace(cls=cls, models=models)
+
+
+def test_avatar_declares_its_default_models_as_scope_artifacts(avatar):
+    from bridge.avatar.models import lookup
+    from bridge.stages.avatar import AvatarConfig
+
+    artifacts = {a.repo_id: a.files for a in avatar.cls.get_config_class().artifacts}
+    defaults = AvatarConfig()
+    assert lookup(defaults.base_model, "base").repo_id in artifacts
+    assert "model_index.json" in artifacts[lookup(defaults.base_model, "base").repo_id]
+    assert len(artifacts) == 3  # base, its OpenPose ControlNet, its tiny VAE
+    assert avatar.cls.get_config_class().get_schema_with_metadata()["requires_models"] is True
+
+
+def test_avatar_runs_from_the_files_scope_downloaded(avatar, carphone_frames):
+    pipe = avatar.cls(avatar_width=64, avatar_height=64)  # Scope: Pipeline(**load_params), no device
+    for field in ("base_model", "controlnet", "vae"):
+        assert pipe.load_params[field].startswith(str(avatar.models)), field
+    assert pipe.prepare(video=True).input_size == 1
+    prompts = [{"text": "a red robot", "weight": 1.0}]
+    for rgb in carphone_frames[:3]:
+        out = pipe(video=as_scope_video(rgb), prompts=prompts)
+    video = out["video"]
+    assert set(out) == {"video"}
+    assert video.shape == (1, 64, 64, 3) and video.dtype == torch.float32
+    assert 0.0 <= float(video.min()) and float(video.max()) <= 1.0
+
+
+def test_avatar_runtime_parameters_and_prompt_change_between_calls(avatar, carphone_frames):
+    pipe = avatar.cls(avatar_width=64, avatar_height=64)
+    video = as_scope_video(carphone_frames[0])
+
+    def run(**params):
+        return pipe(video=video, init_cache=True, **params)["video"]
+
+    robot = run(prompts=[{"text": "a red robot", "weight": 1.0}])
+    torch.testing.assert_close(run(prompts=[{"text": "a red robot", "weight": 1.0}]), robot, rtol=0, atol=0)
+    knight = run(prompts=[{"text": "a blue knight", "weight": 0.2}, {"text": "a red robot", "weight": 0.1}])
+    assert not torch.equal(knight, robot)  # Scope's strongest prompt is the stage's prompt
+    stronger = run(prompts=[{"text": "a red robot", "weight": 1.0}], avatar_strength=1.0)
+    assert float((stronger - robot).abs().mean()) > 1e-3
+    reseeded = run(prompts=[{"text": "a red robot", "weight": 1.0}], avatar_seed=7)
+    assert not torch.equal(reseeded, robot)
+
+
+def test_avatar_load_parameters_at_construction(avatar, carphone_frames):
+    wide = avatar.cls(avatar_width=128, avatar_height=64, alpha_model="general", height=512)
+    assert wide.load_params["width"] == 128 and wide.load_params["height"] == 64
+    assert wide(video=as_scope_video(carphone_frames[0]))["video"].shape == (1, 64, 128, 3)
+    with pytest.raises(ConfigError, match="avatar_width"):
+        avatar.cls(avatar_width=100)  # not a multiple of 8
+
+
+def test_avatar_without_its_models_says_what_to_fetch(avatar, tmp_path, monkeypatch):
+    from bridge.errors import ModelMissingError
+
+    monkeypatch.setenv("DAYDREAM_SCOPE_MODELS_DIR", str(tmp_path / "empty-scope-models"))
+    with pytest.raises(ModelMissingError, match="models fetch"):
+        avatar.cls(avatar_width=64, avatar_height=64)
+
+
 # ---------------------------------------------------------------------- without Scope
 NO_SCOPE = r"""
 import importlib.abc, sys
@@ -237,7 +356,15 @@ sys.meta_path.insert(0, NoScope())
 import bridge, bridge.stages, bridge.chain, bridge.engine, bridge.presets, bridge.osc.schema
 from bridge.cli import main
 
-rc = main(["run", "--source", "video:" + sys.argv[1], "--sink", "null:", "--max-frames", "5", "--stats-every", "0"])
+import socket
+
+def free_udp_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+osc = ["--osc-port", str(free_udp_port()), "--osc-reply", f"127.0.0.1:{free_udp_port()}"]
+rc = main(["run", "--source", "video:" + sys.argv[1], "--sink", "null:", "--max-frames", "5", "--stats-every", "0", *osc])
 assert rc == 0, rc
 assert not attempts, attempts
 assert not [m for m in sys.modules if m == "scope" or m.startswith("scope.")]

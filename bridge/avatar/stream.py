@@ -331,7 +331,7 @@ class StreamEngine:
             self.filter.reset(params.seed)
         if reference_images is not None and self.has_ip_adapter:
             if reference_images:
-                with torch.inference_mode():
+                with torch.no_grad():
                     emb = self._encode_images(reference_images)  # type: ignore[misc]
                 self._ip_embeds = emb.to(self.device, self.dtype).reshape(1, len(reference_images), -1)
             else:
@@ -427,9 +427,9 @@ class StreamEngine:
         assert p is not None
         for key in self.timings:
             self.timings[key] = 0.0
-        with torch.inference_mode():
-            self.skipped = bool(p.similarity_filter and self._last_output is not None
-                                and self.filter.skip(image, p.similarity_threshold, p.similarity_max_skip))
+        with torch.no_grad():  # (not inference_mode: the output is a normal tensor later stages may modify)
+            self.skipped = bool(p.similarity_filter and self.filter.skip(image, p.similarity_threshold, p.similarity_max_skip)
+                                and self._last_output is not None)
             if self.skipped:
                 return self._last_output  # type: ignore[return-value]
             with self._timed("encode"):

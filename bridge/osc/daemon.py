@@ -73,7 +73,7 @@ class OSCService:
         try:
             self.server = OSCServer(host, port, self.controls.routes(), self.controls.unknown, allow)
         except ConfigError:
-            self.replies.stop()
+            self.replies.close()
             raise
         previous = engine.on_status
 

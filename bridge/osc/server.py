@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import socket
+import sys
 import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
@@ -39,6 +41,8 @@ LOOPBACK: tuple[IPNetwork, ...] = (ipaddress.ip_network("127.0.0.0/8"), ipaddres
 #: socket receive buffer asked for, bytes: room for bursts from a TD network sending
 #: many channels at once (the kernel may grant less).
 RECEIVE_BUFFER = 1 << 20
+#: niceness added to the server thread (Linux), so the stream's threads come first
+NICE = 5
 
 #: handler(address, args) for one message.
 Handler = Callable[[str, tuple], None]
@@ -111,10 +115,13 @@ class ExactFirstDispatcher(Dispatcher):
     def __init__(self) -> None:
         super().__init__(strict_timing=False)
         self._exact: dict[str, list[Any]] = {}
+        self._pattern_routes = False
 
     def map(self, address: str, handler: Callable, *args: Any, needs_reply_address: bool = False) -> Any:
         handler_obj = super().map(address, handler, *args, needs_reply_address=needs_reply_address)
-        if not _PATTERN_CHARS.intersection(address):
+        if _PATTERN_CHARS.intersection(address):
+            self._pattern_routes = True
+        else:
             self._exact.setdefault(address, []).append(handler_obj)
         return handler_obj
 
@@ -122,8 +129,10 @@ class ExactFirstDispatcher(Dispatcher):
         exact = self._exact.get(address_pattern)
         if exact:
             yield from exact
-        else:
+        elif self._pattern_routes or _PATTERN_CHARS.intersection(address_pattern):
             yield from super().handlers_for_address(address_pattern)
+        elif self._default_handler is not None:  # a plain address no route has: what the stock matching finds too
+            yield self._default_handler
 
 
 class _UDPServer(BlockingOSCUDPServer):
@@ -205,10 +214,13 @@ class OSCServer:
                 self._allowed_cache[ip] = verdict
         return verdict
 
+    def _serve(self) -> None:
+        _lower_priority(NICE)
+        self._server.serve_forever(poll_interval=0.1)
+
     def start(self) -> None:
         """Serve on a daemon thread ``bridge-osc-server``; returns at once."""
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name="bridge-osc-server", daemon=True)
+        self._thread = threading.Thread(target=self._serve, name="bridge-osc-server", daemon=True)
         self._thread.start()
         log.info("OSC: listening on %s:%d", self.host, self.port)
 
@@ -218,6 +230,21 @@ class OSCServer:
             self._server.shutdown()
             self._thread.join(2.0)
         self._server.server_close()
+
+
+def _lower_priority(step: int) -> None:
+    """Raise the calling thread's niceness by ``step`` (Linux: per thread; elsewhere a no-op).
+
+    Under CPU pressure (a flood of OSC on a busy machine) the scheduler then runs the
+    stream's threads first; a message waits a little longer instead of a frame.
+    """
+    if step <= 0 or not sys.platform.startswith("linux"):
+        return
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + step))
+    except (AttributeError, OSError):
+        pass
 
 
 def _adapt(handler: Handler) -> Callable[..., None]:

@@ -22,6 +22,7 @@ counted in :attr:`StatusSender.send_failures` and the daemon goes on.
 
 from __future__ import annotations
 
+import functools
 import logging
 import socket
 import threading
@@ -46,6 +47,14 @@ def _osc_value(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_osc_value(v) for v in value]
     return str(value)
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_dgram(address: str, values: tuple) -> bytes:
+    """The datagram of ``address values``. Cached: python-osc's builder costs ~40 us, and
+    a sender repeating a message (a flood, a fader parked out of range) gets the same
+    reply each time."""
+    return build_msg(address, list(values)).dgram
 
 
 class StatusSender:
@@ -83,7 +92,11 @@ class StatusSender:
     def send(self, address: str, *args: Any) -> None:
         """Send one OSC message ``address args...``; never raises."""
         try:
-            dgram = build_msg(address, [_osc_value(a) for a in args]).dgram
+            values = tuple(_osc_value(a) for a in args)
+            try:
+                dgram = _cached_dgram(address, values)
+            except TypeError:  # unhashable (an array argument)
+                dgram = build_msg(address, list(values)).dgram
             self._sock.sendto(dgram, self.address)
             self.sent += 1
         except Exception as exc:  # OSError (buffer full, no route) or a value OSC cannot carry
@@ -160,4 +173,8 @@ class StatusSender:
         try:
             self.send_status(heartbeat=False)
         finally:
-            self._sock.close()
+            self.close()
+
+    def close(self) -> None:
+        """Close the socket without sending anything (after a failed start)."""
+        self._sock.close()

@@ -29,15 +29,21 @@ log = logging.getLogger("bridge.scope_plugin")
 
 
 def _avatar_artifacts() -> list[tuple[str, list[str]]]:
-    from bridge.avatar.models import scope_artifacts
+    from bridge.scope_plugin.models import avatar_artifacts
 
-    return scope_artifacts()
+    return avatar_artifacts()
+
+
+def _avatar_in_scope_models(load: dict) -> dict:
+    from bridge.scope_plugin.models import in_scope_models
+
+    return in_scope_models(load)
 
 
 #: The pipelines this plugin gives Scope, in chain order (pre -> main -> post).
 PIPELINES: tuple[ScopeSpec, ...] = (
     ScopeSpec("pose"),
-    ScopeSpec("avatar", artifacts=_avatar_artifacts),
+    ScopeSpec("avatar", artifacts=_avatar_artifacts, prepare_load=_avatar_in_scope_models),
     ScopeSpec("person-alpha", matte_output=True, omit=("alpha_source",)),
 )
 
@@ -46,16 +52,16 @@ PIPELINES: tuple[ScopeSpec, ...] = (
 def register_pipelines(register):
     """Scope's hook: ``register(PipelineClass)`` for each pipeline in :data:`PIPELINES`.
 
-    A stage that cannot be found (a broken install) is skipped with a logged error, so
-    the other pipelines still appear in Scope.
+    A pipeline that cannot be built (a stage missing from a broken install) is skipped
+    with a one-line logged error, so the others still appear in Scope.
     """
     from bridge.scope_plugin.adapter import scope_pipeline_class
-    from bridge.stages.registry import UnknownStageError, get_stage
+    from bridge.stages.registry import get_stage
 
     for spec in PIPELINES:
         try:
-            stage_cls = get_stage(spec.stage)
-        except UnknownStageError as exc:
-            log.error("avatar-bridge: %s; reinstall avatar-bridge (pip install -e . in its folder)", exc)
+            pipeline_cls = scope_pipeline_class(get_stage(spec.stage), spec)
+        except Exception as exc:  # one broken pipeline must not hide the others
+            log.error("avatar-bridge: %s pipeline not registered: %s; reinstall avatar-bridge (pip install -e . in its folder)", spec.stage, exc)
             continue
-        register(scope_pipeline_class(stage_cls, spec))
+        register(pipeline_cls)

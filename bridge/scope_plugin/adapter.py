@@ -38,7 +38,7 @@ is only called from the plugin hook, which only Scope calls.
 
 from __future__ import annotations
 
-import logging
+import string
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Literal
 
@@ -49,8 +49,6 @@ from pydantic.fields import FieldInfo
 import bridge
 from bridge.errors import ConfigError
 from bridge.stages.base import BasePipelineConfig, Pipeline, UsageType
-
-log = logging.getLogger("bridge.scope_plugin")
 
 #: The stage parameter fed from Scope's prompt box when the stage ``supports_prompts``.
 PROMPT_FIELD = "prompt"
@@ -74,12 +72,15 @@ class ScopeSpec:
             postprocessor only the main pipeline's output, never the camera frame.
         artifacts: returns ``[(repo_id, [files])]``, the Hugging Face files Scope must
             download before loading the pipeline (called at hook time).
+        prepare_load: maps the stage's validated load-time parameters before the stage is
+            built inside Scope (e.g. model names -> the folders Scope downloaded them to).
     """
 
     stage: str
     matte_output: bool = False
     omit: tuple[str, ...] = ()
     artifacts: Callable[[], list[tuple[str, list[str]]]] | None = None
+    prepare_load: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
 
 def scope_param_name(config_cls: type[BasePipelineConfig], name: str) -> str:
@@ -90,14 +91,20 @@ def scope_param_name(config_cls: type[BasePipelineConfig], name: str) -> str:
 def prompt_text(prompts: Any) -> str | None:
     """The text of Scope's ``prompts`` value: the highest-weighted entry (first on ties).
 
-    Scope sends a list of ``{"text": str, "weight": float}`` (plain strings are taken
-    as weight 1). Returns None when there is no prompt.
+    Scope sends a list of ``{"text": str, "weight": float}`` (plain strings, and objects
+    with ``text``/``weight`` attributes, are taken too; no weight means 1). Returns None
+    when there is no prompt.
     """
     if isinstance(prompts, str):
         return prompts
     best, best_weight = None, float("-inf")
     for item in prompts or ():
-        text, weight = (item, 1.0) if isinstance(item, str) else (item.get("text"), float(item.get("weight", 1.0)))
+        if isinstance(item, str):
+            text, weight = item, 1.0
+        else:
+            get = item.get if isinstance(item, dict) else lambda key, default=None: getattr(item, key, default)
+            text, weight = get("text"), get("weight", 1.0)
+            weight = 1.0 if weight is None else float(weight)
         if text is not None and weight > best_weight:
             best, best_weight = str(text), weight
     return best
@@ -109,13 +116,10 @@ def parse_key_color(value: str) -> tuple[float, float, float]:
     Raises:
         ValueError: not six hexadecimal digits; the message shows the expected form.
     """
-    text = str(value).strip().lstrip("#")
-    if len(text) != 6:
+    text = str(value).strip().removeprefix("#")
+    if len(text) != 6 or any(c not in string.hexdigits for c in text):
         raise ValueError(f"key colour must be #RRGGBB (e.g. {DEFAULT_KEY_COLOR}), got {value!r}")
-    try:
-        return tuple(int(text[i : i + 2], 16) / 255.0 for i in (0, 2, 4))  # type: ignore[return-value]
-    except ValueError:
-        raise ValueError(f"key colour must be #RRGGBB (e.g. {DEFAULT_KEY_COLOR}), got {value!r}") from None
+    return tuple(int(text[i : i + 2], 16) / 255.0 for i in (0, 2, 4))  # type: ignore[return-value]
 
 
 def rgba_output(video: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
@@ -242,12 +246,14 @@ class _StageAdapter:
         try:
             config = ours.model_validate(picked)
         except ValidationError as exc:
-            prefix = scope_param_name(ours, "")
-            problems = "; ".join(f"{prefix}{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            problems = "; ".join(
+                (f"{scope_param_name(ours, '.'.join(map(str, e['loc'])))}: " if e["loc"] else "") + e["msg"] for e in exc.errors()
+            )
             raise ConfigError(f"{ours.pipeline_id}: {problems}") from None
         self.device = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        load = config.load_params()
         #: the stage's load-time parameters as used (stage names, not Scope names).
-        self.load_params = config.load_params()
+        self.load_params = self._spec.prepare_load(load) if self._spec.prepare_load else load
         self.stage = self._stage_cls(device=self.device, **self.load_params)
         # every runtime parameter gets a value, so a same-named key of another Scope
         # pipeline can never reach the stage
@@ -287,7 +293,8 @@ class _StageAdapter:
         Raises:
             ValueError: no video input, or a bad key colour.
         """
-        if not kwargs.get("video"):
+        video = kwargs.get("video")
+        if video is None or len(video) == 0:
             raise ValueError(f"{self._scope_config.pipeline_id} needs video input: choose the Video input mode in Scope")
         if kwargs.get("init_cache"):
             self.stage.reset()

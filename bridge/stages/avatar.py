@@ -316,6 +316,8 @@ class AvatarStage(Pipeline):
         dtype = resolve_dtype(cfg.dtype, self.device)
         comps = load_components(cfg.base_model, cfg.controlnet, cfg.vae, cfg.lora, cfg.ip_adapter,
                                 models_root=models_dir(cfg.models_dir or None), dtype=dtype, device=self.device)
+        #: the diffusers pipeline holding the UNet, VAE, text and image encoders
+        self.pipe = comps.pipe
         self.family, self.sources = comps.family, comps.sources
         self.engine = engine_from_components(comps, cfg, self.device, dtype)
         self._refs_spec: str | None = None
@@ -343,9 +345,12 @@ class AvatarStage(Pipeline):
 
         refs = None
         spec = kwargs.get("reference_images", "") or ""
-        if self.engine.has_ip_adapter and spec != self._refs_spec:
+        if spec != self._refs_spec:
             self._refs_spec = spec  # tried once: a bad path is reported once, not every frame
-            refs = load_reference_images(spec) if spec else []
+            if self.engine.has_ip_adapter:
+                refs = load_reference_images(spec) if spec else []
+            elif spec:
+                log.warning("avatar: reference_images is set but no IP-Adapter is loaded (ip_adapter: auto, SD 1.5/SDXL base); ignored")
         self.engine.update(params_from(kwargs), reference_images=refs)
 
     def _overlapped(self, frame: torch.Tensor, control: torch.Tensor | None, fit: str, kwargs: dict[str, Any]) -> torch.Tensor:
@@ -395,7 +400,7 @@ def engine_from_components(comps: Any, cfg: AvatarConfig, device: torch.device, 
     sdxl = comps.family == "sdxl"
 
     def encode_prompt(text: str) -> tuple[torch.Tensor, torch.Tensor | None]:
-        with torch.inference_mode():
+        with torch.no_grad():
             if sdxl:
                 embeds, _, pooled, _ = pipe.encode_prompt(prompt=text, device=device, num_images_per_prompt=1,
                                                           do_classifier_free_guidance=False)

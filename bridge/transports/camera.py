@@ -71,7 +71,7 @@ class CameraSource(Source):
         cap = cv2.VideoCapture(self.device)
         if not cap.isOpened():
             cap.release()
-            log.warning("%s: cannot open (unplugged, or in use by another app?)", self._label())
+            log.debug("%s: cannot open (unplugged, or in use by another app?)", self._label())
             return
         if self.width:
             cap.set(cv2.CAP_PROP_FRAME_WIDTH, float(self.width))

@@ -1,0 +1,109 @@
+"""The avatar's models inside Scope: declared as Scope artifacts, found where Scope put them.
+
+Scope downloads a pipeline's ``HuggingfaceRepoArtifact(repo_id, files)`` into
+``<Scope models dir>/<repo name>/`` (the part of ``repo_id`` after ``/``; checked in
+Scope's ``server/download_models.py``), keeping the repo's layout, before it loads the
+pipeline. Its downloader selects files with ``fnmatch`` on each entry, and takes an
+entry not ending in ``/``, ``.pt``, ``.pth``, ``.safetensors`` or ``.json`` as a folder.
+
+The repos come from the avatar's model registry (:mod:`bridge.avatar.models`); the
+files are what its loader reads (:func:`bridge.avatar.models.missing_files`): configs and
+safetensors weights, both the plain and the ``fp16`` variant name of each weight (a repo
+has one or both; an absent name matches nothing).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from bridge.avatar.models import ModelSpec, auto_ref, known_family, lookup, missing_files
+from bridge.models import BASE_WEIGHTS
+
+#: Avatar load-time parameter -> model kind in the registry.
+MODEL_FIELDS = (("base_model", "base"), ("controlnet", "controlnet"), ("vae", "vae"), ("lora", "lora"), ("ip_adapter", "ip-adapter"))
+
+
+def _weight_names(stem: str) -> list[str]:
+    return [f"{stem}.safetensors", f"{stem}.fp16.safetensors"]
+
+
+def artifact_files(kind: str, spec: ModelSpec, full_vae: bool = False) -> list[str]:
+    """Files (and folders) of ``spec``'s repo the avatar loader needs, as Scope artifact entries.
+
+    Args:
+        kind: ``base`` | ``controlnet`` | ``vae`` | ``lora`` | ``ip-adapter``.
+        full_vae: for a base model: also its own VAE (``vae: full``).
+    """
+    if kind == "base":
+        sdxl = "sdxl" in spec.families
+        files = ["model_index.json", "scheduler", "tokenizer"] + (["tokenizer_2"] if sdxl else [])
+        for sub, stem in BASE_WEIGHTS:
+            if (sub == "text_encoder_2" and not sdxl) or (sub == "vae" and not full_vae):
+                continue
+            files += [f"{sub}/config.json"] + _weight_names(f"{sub}/{stem}")
+        return files
+    if kind in ("controlnet", "vae"):
+        return ["config.json"] + _weight_names("diffusion_pytorch_model")
+    if kind == "lora":
+        return [spec.weight]
+    if kind == "ip-adapter":
+        return [spec.weight, f"{spec.image_encoder}/config.json", f"{spec.image_encoder}/model.safetensors"]
+    raise ValueError(f"unknown model kind {kind!r}")
+
+
+def model_specs(load: dict[str, Any]) -> list[tuple[str, str, ModelSpec]]:
+    """(parameter, kind, registry entry) of every registry model the avatar loads with ``load``.
+
+    Family words (``openpose``, ``tiny``, ``auto``) are resolved for a known base model;
+    paths and ids outside the registry are left out (Scope cannot declare them).
+    """
+    from bridge.stages.avatar import AvatarConfig
+
+    cfg = AvatarConfig(**load)
+    family = known_family(cfg.base_model, "base")
+    found = []
+    for field, kind in MODEL_FIELDS:
+        ref = getattr(cfg, field)
+        if not ref or (kind == "vae" and ref == "full"):
+            continue
+        if family is not None and kind != "base":
+            ref = auto_ref(ref, kind, family)
+        spec = lookup(ref, kind)
+        if spec is not None:
+            found.append((field, kind, spec))
+    return found
+
+
+def avatar_artifacts() -> list[tuple[str, list[str]]]:
+    """``[(repo_id, files)]`` of the models the avatar loads with its default parameters.
+
+    These are what Scope downloads before the first start; other models chosen in
+    Scope's settings come from ``avatar-bridge models fetch`` (see the README).
+    """
+    from bridge.stages.avatar import AvatarConfig
+
+    full_vae = AvatarConfig().vae == "full"
+    return [(spec.repo_id, artifact_files(kind, spec, full_vae)) for _, kind, spec in model_specs({})]
+
+
+def in_scope_models(load: dict[str, Any], root: Path | None = None) -> dict[str, Any]:
+    """``load`` with each registry model replaced by its folder in Scope's models dir, when complete there.
+
+    Args:
+        load: the avatar's load-time parameters (stage names).
+        root: Scope's models folder (default: Scope's ``get_models_dir()``; call inside Scope).
+
+    A model missing there keeps its name, so the avatar still finds it in its own models
+    folder or the Hugging Face cache, or fails with the one-line "fetch" message.
+    """
+    if root is None:
+        from scope.core.config import get_models_dir
+
+        root = get_models_dir()
+    out = dict(load)
+    for field, kind, spec in model_specs(load):
+        folder = Path(root) / spec.repo_id.split("/")[-1]
+        if folder.is_dir() and not missing_files(folder, kind, spec):
+            out[field] = str(folder)
+    return out
