@@ -18,7 +18,7 @@ def run_cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
 
 def test_run_writes_every_frame_as_rgba_png(carphone, tmp_path, capsys):
     out = tmp_path / "frames"
-    code = main(["run", "--source", f"video:{carphone}", "--sink", f"images:{out}", "--max-frames", "12", "--stats-every", "0"])
+    code = main(["run", "--source", f"video:{carphone}", "--sink", f"images:{out}", "--max-frames", "12", "--stats-every", "0", "--no-osc"])
     assert code == 0
     files = sorted(out.glob("*.png"))
     assert [f.name for f in files] == [f"frame_{i:06d}.png" for i in range(12)]
@@ -68,7 +68,7 @@ def test_images_source_to_images_sink(camera_png, tmp_path):
         cv2.imwrite(str(src / f"still_{i}.png"), np.roll(image, i * 10, axis=1))
     (src / "notes.txt").write_text("ignored")
     out = tmp_path / "out"
-    assert main(["run", "--source", f"images:{src}", "--sink", f"images:{out}", "--stats-every", "0"]) == 0
+    assert main(["run", "--source", f"images:{src}", "--sink", f"images:{out}", "--stats-every", "0", "--no-osc"]) == 0
     written = sorted(p.name for p in out.glob("*.png"))
     assert written == ["frame_000000.png", "frame_000001.png", "frame_000002.png"]
     assert cv2.imread(str(out / written[0]), cv2.IMREAD_UNCHANGED).shape == (512, 512, 4)

@@ -422,7 +422,8 @@ class StreamEngine:
 
     def process(self, image: torch.Tensor, control: torch.Tensor | None = None) -> torch.Tensor:
         """Prepared image (1, 3, H, W) in [-1, 1] and control (1, 3, H, W) in [0, 1] or None
-        -> output (1, H, W, 3) float32 in [0, 1] on the device (a new tensor each call)."""
+        -> output (1, H, W, 3) float32 in [0, 1] on the device: a new tensor for each processed
+        frame, the previous output again for a frame the similarity filter skips (``skipped``)."""
         p = self._params
         assert p is not None
         for key in self.timings:

@@ -22,7 +22,7 @@ import logging
 import threading
 from typing import Any
 
-from bridge.chain import Chain, StageSlot, build_stage, validate_params
+from bridge.chain import Chain, StageSlot, UnloadedStage, build_stage, validate_params
 from bridge.errors import BridgeError
 from bridge.osc.schema import CONTROLS, PREFIX, osc_schema
 from bridge.osc.status import StatusSender
@@ -42,7 +42,8 @@ def switch_preset(engine: Any, preset: Preset) -> Chain:
 
     Every stage whose class and load-time parameters are unchanged keeps its running
     instance (no reload; its temporal state carries on) and gets the preset's runtime
-    values; other stages are built new. Fields the preset does not set take their
+    values; other stages are built new (strictly: a stage that fails to load fails the
+    switch, even one that ``bypass_on_load_error`` lets start bypassed). Fields the preset does not set take their
     defaults. Bypass carries over. Nothing touches the running chain, so when a build
     fails the old chain runs on unchanged.
 
@@ -65,7 +66,7 @@ def switch_preset(engine: Any, preset: Preset) -> Chain:
         config_cls = stage_cls.get_config_class()
         config = validate_params(config_cls, params)
         current = running.get(config_cls.osc_name)
-        if current is not None and type(current.stage) is stage_cls and current.config.load_params() == config.load_params():
+        if _reusable(current, stage_cls, config):
             stage = current.stage
         else:
             stage = build_stage(config, stage_cls, old.device)
@@ -76,16 +77,20 @@ def switch_preset(engine: Any, preset: Preset) -> Chain:
     return new
 
 
+def _reusable(slot: StageSlot | None, stage_cls: type, config: Any) -> bool:
+    """A running stage can serve ``config`` as it is: same class, same load-time
+    parameters, and loaded (a stage bypassed after a failed load is built again)."""
+    return (slot is not None and not isinstance(slot.stage, UnloadedStage) and type(slot.stage) is stage_cls
+            and slot.config.load_params() == config.load_params())
+
+
 def needs_build(engine: Any, preset: Preset) -> bool:
     """True when switching to ``preset`` must build at least one stage (a load)."""
     running = {slot.name: slot for slot in engine.chain.slots}
     for name, params in preset.chain_spec():
         stage_cls = get_stage(name)
         config_cls = stage_cls.get_config_class()
-        current = running.get(config_cls.osc_name)
-        if current is None or type(current.stage) is not stage_cls:
-            return True
-        if current.config.load_params() != validate_params(config_cls, params).load_params():
+        if not _reusable(running.get(config_cls.osc_name), stage_cls, validate_params(config_cls, params)):
             return True
     return False
 

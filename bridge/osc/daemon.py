@@ -97,7 +97,7 @@ class OSCService:
         """Start the server thread and the 1 Hz status thread."""
         self.server.start()
         self.replies.start()
-        log.info("OSC: replies and status to %s:%d", *self.replies.address[:2])
+        log.debug("OSC: replies and status to %s:%d", *self.replies.address[:2])
 
     def __call__(self) -> None:
         """Stop: the server first (no new controls), then the status after a last send."""

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 from pythonosc.dispatcher import Dispatcher
+from pythonosc.dispatcher import Handler as OscHandler
 from pythonosc.osc_packet import OscPacket
 from pythonosc.osc_server import BlockingOSCUDPServer
 
@@ -106,16 +107,21 @@ class ExactFirstDispatcher(Dispatcher):
 
     The stock :meth:`Dispatcher.handlers_for_address` compiles the incoming address
     into a regular expression and tries it against every mapped address (about 25 us
-    per message with ~50 addresses). A plain address (no OSC pattern characters) that
-    is mapped exactly is looked up in a dict instead; patterns, and addresses no route
-    matches, go through the stock matching. With routes that are plain addresses (all
-    of this daemon's), the handlers found are the same.
+    per message with ~50 addresses). A plain address (no OSC pattern characters) is
+    looked up in a dict instead, and one that no route has goes to the default handler
+    (all the stock matching could find while no route is a pattern); addresses with
+    patterns go through the stock matching. The handlers found are the same.
     """
 
     def __init__(self) -> None:
         super().__init__(strict_timing=False)
         self._exact: dict[str, list[Any]] = {}
         self._pattern_routes = False
+        self._fallback: list[Any] = []
+
+    def set_default_handler(self, handler: Callable, needs_reply_address: bool = False) -> None:
+        super().set_default_handler(handler, needs_reply_address)
+        self._fallback = [] if handler is None else [OscHandler(handler, [], needs_reply_address)]
 
     def map(self, address: str, handler: Callable, *args: Any, needs_reply_address: bool = False) -> Any:
         handler_obj = super().map(address, handler, *args, needs_reply_address=needs_reply_address)
@@ -131,8 +137,8 @@ class ExactFirstDispatcher(Dispatcher):
             yield from exact
         elif self._pattern_routes or _PATTERN_CHARS.intersection(address_pattern):
             yield from super().handlers_for_address(address_pattern)
-        elif self._default_handler is not None:  # a plain address no route has: what the stock matching finds too
-            yield self._default_handler
+        else:  # a plain address no route has: the default handler, as the stock matching finds too
+            yield from self._fallback
 
 
 class _UDPServer(BlockingOSCUDPServer):
@@ -222,7 +228,7 @@ class OSCServer:
         """Serve on a daemon thread ``bridge-osc-server``; returns at once."""
         self._thread = threading.Thread(target=self._serve, name="bridge-osc-server", daemon=True)
         self._thread.start()
-        log.info("OSC: listening on %s:%d", self.host, self.port)
+        log.debug("OSC: listening on %s:%d", self.host, self.port)
 
     def stop(self) -> None:
         """Stop serving and close the socket (waits for the message being handled)."""

@@ -74,7 +74,9 @@ class StatusSender:
 
     def __init__(self, host: str, port: int, stats: Callable[[], Any], counters: Callable[[], dict[str, int]] | None = None,
                  interval_s: float = 1.0) -> None:
-        info = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
+        # IPv4 first: "localhost" often resolves to ::1 first, where TD (listening on IPv4) hears nothing
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+        info = next((i for i in infos if i[0] == socket.AF_INET), infos[0])
         self.address = info[4]
         self._sock = socket.socket(info[0], socket.SOCK_DGRAM)
         self._stats, self._counters = stats, counters or (lambda: {})
