@@ -23,6 +23,7 @@ from bridge.avatar.models import (
     REGISTRY,
     ModelSpec,
     auto_ref,
+    family_of,
     known_family,
     lookup,
     missing_files,
@@ -188,17 +189,16 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     root.mkdir(parents=True, exist_ok=True)
     base_family = None
     for kind, ref in wanted:
-        if Path(ref).expanduser().exists():
-            print(f"{ref}: a local path, nothing to fetch")
-            continue
         if kind != "base" and ref in ("openpose", "tiny", "auto"):
             if base_family is None:
                 raise ConfigError(f"{kind} {ref!r} depends on the base model's family; fetch the base first")
             ref = auto_ref(ref, kind, base_family)
-        folder = fetch(kind, ref, root, prefer_fp16=not args.full_precision, preset=args.preset)
+        if Path(ref).expanduser().exists():
+            print(f"{ref}: a local path, nothing to fetch")
+            folder = Path(ref).expanduser()
+        else:
+            folder = fetch(kind, ref, root, prefer_fp16=not args.full_precision, preset=args.preset)
         if kind == "base":
-            from bridge.avatar.models import family_of
-
             base_family = family_of(resolve(str(folder), "base", root))
     print(f"models ready in {root}")
     return 0

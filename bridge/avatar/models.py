@@ -562,9 +562,10 @@ def load_components(
         folder, sub, name, enc_folder = ip_adapter_layout(resolved["ip-adapter"], family)
         pipe.load_ip_adapter(str(folder), subfolder=sub, weight_name=name, image_encoder_folder=enc_folder)
         sources["ip-adapter"] = str(weight)
-    pipe.to(device)
-    if cn_model is not None:
-        cn_model.to(device)
+    if torch.device(device).type != "cpu":  # loaded on the CPU; move (skipped on the CPU: no copy, no warning)
+        pipe.to(device)
+        if cn_model is not None:
+            cn_model.to(device)
     return AvatarComponents(family, pipe, cn_model, "ip-adapter" in resolved, sources)
 
 

@@ -4,24 +4,24 @@ The ideas are those of StreamDiffusion (Kodaira et al., "StreamDiffusion: A
 Pipeline-level Solution for Real-time Interactive Generation", arXiv 2312.12491); the
 code is ours, on plain diffusers models (UNet, ControlNet, VAE / TAESD):
 
-* **Stream batch** (sec. 3.2): with ``n`` denoising steps (``t_index_list``) the latents
+* **Stream batch**: with ``n`` denoising steps (``t_index_list``) the latents
   of the last ``n`` input frames are denoised together in one batch, each at its own
   timestep, so one UNet (+ ControlNet) call per frame advances every frame in flight.
   The output of a call is the frame that came in ``n - 1`` calls earlier (latency
   ``n - 1`` frames). Off: the ``n`` steps of one frame run one after another (no latency).
-* **Residual CFG** (sec. 3.3): ``cfg_type="self"`` replaces the unconditional UNet pass
+* **Residual CFG** (R-CFG): ``cfg_type="self"`` replaces the unconditional UNet pass
   of classifier-free guidance by the *virtual residual noise*
   ``eps' = (x_t - sqrt(abar_t) * x0_in) / sqrt(1 - abar_t)`` pointing from the input latent
   ``x0_in`` to ``x_t``; ``eps = delta * eps' + guidance * (eps_cond - delta * eps')``.
   ``"none"``: no guidance (SD-Turbo); ``"full"``: the usual two passes with the negative prompt.
-* **Stochastic similarity filter** (sec. 3.4): with cosine similarity ``s`` between the
+* **Stochastic similarity filter** (SSF): with cosine similarity ``s`` between the
   input and the last processed input, the frame is skipped (the last output reused) with
   probability ``max(0, (s - threshold) / (1 - threshold))``; at most ``max_skip`` in a row.
-* **Precomputation** (sec. 3.5): prompt embeddings, their blend, the noise for every step
+* **Precomputation**: prompt embeddings, their blend, the noise for every step
   and the per-step scheduler coefficients are computed when a parameter changes, not per
   frame.
-* **Consistency-model step** (LCM, Luo et al., arXiv 2310.04378, eq. 9, as StreamDiffusion
-  uses it): ``x0 = (x_t - sqrt(1 - abar_t) * eps) / sqrt(abar_t)``, denoised
+* **Consistency-model step** (Latent Consistency Models, Luo et al., arXiv 2310.04378,
+  as StreamDiffusion uses it): ``x0 = (x_t - sqrt(1 - abar_t) * eps) / sqrt(abar_t)``, denoised
   ``= c_out(t) * x0 + c_skip(t) * x_t`` with ``c_skip, c_out`` from diffusers'
   ``LCMScheduler.get_scalings_for_boundary_condition_discrete``; the next step re-noises
   ``sqrt(abar_next) * denoised + sqrt(1 - abar_next) * noise``. The timesteps are
@@ -110,7 +110,7 @@ class StreamParams:
 
 
 class SimilarityFilter:
-    """Stochastic similarity filter (StreamDiffusion, arXiv 2312.12491, sec. 3.4).
+    """Stochastic similarity filter (StreamDiffusion, arXiv 2312.12491).
 
     Deterministic for a given seed (its own ``random.Random``).
     """

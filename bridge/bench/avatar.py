@@ -105,7 +105,9 @@ def build_models(random_weights: bool, device: torch.device, dtype: torch.dtype,
     controlnet = ControlNetModel.from_config(SD21_OPENPOSE_CONTROLNET)
     vae = AutoencoderTiny.from_config(TAESD)
     for model in (unet, controlnet, vae):
-        model.to(device=device, dtype=dtype).eval()
+        if device.type != "cpu" or dtype != torch.float32:
+            model.to(device=device, dtype=dtype)
+        model.eval()
     return unet, controlnet, vae, LCMScheduler(**SD_TURBO_SCHEDULER)
 
 
