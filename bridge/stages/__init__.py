@@ -5,6 +5,7 @@ imported when a stage is constructed, not when it is registered.
 """
 
 from bridge.stages import alpha, passthrough  # noqa: F401  (registration side effect)
+from bridge.stages import pose  # noqa: F401  (registration side effect; mediapipe loads lazily)
 from bridge.stages import avatar  # noqa: F401  (registration side effect; diffusers loads lazily)
 from bridge.stages.base import (
     BasePipelineConfig,
