@@ -84,8 +84,8 @@ def test_entry_point_loads_a_pluggy_hook_for_scope(scope):
 def test_registers_the_three_pipelines_as_scope_classes(scope):
     registered = set(scope.registry.list_pipelines())
     usage = expected_pipelines()
+    assert len(usage) == len(EXPECTED)  # pose, avatar and person-alpha all exist
     assert registered == set(usage)
-    assert "person-alpha" in registered
     for pipeline_id in registered:
         cls = scope.registry.get(pipeline_id)
         config = cls.get_config_class()
@@ -238,6 +238,58 @@ def test_prompt_text_takes_the_strongest_scope_prompt():
     assert prompt_text([]) is None and prompt_text(None) is None
 
 
+# ------------------------------------------------------------------------------ pose
+@pytest.fixture(scope="module")
+def pose_cls(scope):
+    return scope.registry.get("pose")
+
+
+def lit_pixels(image: torch.Tensor) -> int:
+    """Pixels of a (H, W, 3) [0,1] image that are not black (skeleton strokes)."""
+    return int((image.amax(dim=-1) > 0.05).sum())
+
+
+def test_pose_passes_the_camera_on_and_the_skeleton_as_control(pose_cls, carphone_frames):
+    pipe = pose_cls()
+    assert pipe.prepare(video=True).input_size == 1
+    rgb = carphone_frames[20]
+    out = pipe(video=as_scope_video(rgb))
+    # default: the camera goes on to the avatar (img2img), the skeleton as its ControlNet image
+    video, control = out["video"], out["control_video"]
+    assert video.shape == control.shape == (1, 144, 176, 3)
+    assert video.dtype == control.dtype == torch.float32
+    torch.testing.assert_close(video[0], torch.from_numpy(rgb).float() / 255.0)
+    assert 0.0 <= float(control.min()) and float(control.max()) <= 1.0
+    assert 50 < lit_pixels(control[0]) < 0.5 * 144 * 176  # coloured limbs on black
+    assert out["keypoints"].shape == (1, 18, 3)
+
+
+def test_pose_runtime_parameters_change_between_calls(pose_cls, carphone_frames):
+    pipe = pose_cls()
+    video = as_scope_video(carphone_frames[20])
+    thin = pipe(video=video)["control_video"][0]
+    shown = pipe(video=video, pose_output="control")["video"][0]  # look at the skeleton itself
+    # the skeleton, not the camera (MediaPipe's tracking moves points by a pixel between calls)
+    assert abs(lit_pixels(shown) - lit_pixels(thin)) < 0.2 * lit_pixels(thin)
+    thick = pipe(video=video, pose_line_scale=3.0)["control_video"][0]
+    assert lit_pixels(thick) > 1.5 * lit_pixels(thin)
+    again = pipe(video=video)["control_video"][0]
+    assert lit_pixels(again) < 1.2 * lit_pixels(thin)
+
+
+def test_pose_load_parameters_at_construction(pose_cls):
+    from bridge.errors import ModelMissingError
+
+    with pytest.raises(ConfigError, match="pose_backend"):
+        pose_cls(pose_backend="kinect")
+    try:
+        import controlnet_aux  # noqa: F401
+    except Exception:
+        with pytest.raises(ModelMissingError, match="controlnet-aux"):
+            pose_cls(pose_backend="openpose")  # reached the stage's load-time backend choice
+    assert pose_cls(pose_backend="mediapipe", alpha_model="general").load_params == {"backend": "mediapipe"}
+
+
 # ---------------------------------------------------------------------------- avatar
 def scope_download(artifact, repos: Path, models_dir: Path) -> None:
     """Fetch ``artifact`` from a local copy of its repo the way Scope's downloader selects files.
@@ -338,6 +390,23 @@ def test_avatar_without_its_models_says_what_to_fetch(avatar, tmp_path, monkeypa
     monkeypatch.setenv("DAYDREAM_SCOPE_MODELS_DIR", str(tmp_path / "empty-scope-models"))
     with pytest.raises(ModelMissingError, match="models fetch"):
         avatar.cls(avatar_width=64, avatar_height=64)
+
+
+def test_scope_chain_pose_avatar_alpha(scope, pose_cls, avatar, alpha_cls, carphone_frames):
+    """pre -> main -> post as Scope runs them: each gets the previous ``video``, and a
+    pipeline's other outputs reach the next one as parameters (Scope's forwarding)."""
+    pose, main, post = pose_cls(), avatar.cls(avatar_width=64, avatar_height=64), alpha_cls()
+    params = {"prompts": [{"text": "a red robot", "weight": 1.0}], "avatar_strength": 0.7, "alpha_threshold": 0.5}
+    for rgb in carphone_frames[:2]:
+        pre = pose(video=as_scope_video(rgb), **params)
+        forwarded = {k: v for k, v in pre.items() if k != "video"}
+        frame = [f[None].mul(255.0).round().to(torch.uint8) for f in pre["video"]]  # Scope queues uint8 frames
+        generated = main(video=frame, **params, **forwarded)["video"]
+        matte = post(video=[f[None].mul(255.0).round().to(torch.uint8) for f in generated], **params)["video"]
+    assert set(forwarded) == {"control_video", "keypoints"}
+    assert generated.shape == (1, 64, 64, 3)
+    assert matte.shape == (1, 64, 64, 4) and matte.dtype == torch.float32
+    assert 0.0 <= float(matte.min()) and float(matte.max()) <= 1.0
 
 
 # ---------------------------------------------------------------------- without Scope

@@ -5,13 +5,13 @@ point in ``pyproject.toml``, registers it with pluggy and calls
 :func:`register_pipelines`, which registers three pipelines generated from our stage
 configs (see :mod:`bridge.scope_plugin.adapter`):
 
-========================  ===========================  ======================================
-pipeline id               where it appears in Scope    output
-========================  ===========================  ======================================
-``pose``                  Preprocessor dropdown        the stage's ``video`` (+ its extras)
-``avatar``                main pipeline selector       img2img frames; prompt from Scope's box
-``person-alpha``          Postprocessor dropdown       RGBA (C=4) or RGB over a key colour
-========================  ===========================  ======================================
+=================  ======================  ======================================================
+pipeline id        where it appears        output
+=================  ======================  ======================================================
+``pose``           Preprocessor dropdown   the camera frames, the skeleton as ``control_video``
+``stream-avatar``  main pipeline selector  img2img frames; prompt from Scope's Prompts box
+``person-alpha``   Postprocessor dropdown  RGBA (C=4), or RGB over a key colour
+=================  ======================  ======================================================
 
 This module imports Scope (its hook marker), so only Scope imports it: ``import
 bridge`` and the daemon never do.
@@ -42,7 +42,7 @@ def _avatar_in_scope_models(load: dict) -> dict:
 
 #: The pipelines this plugin gives Scope, in chain order (pre -> main -> post).
 PIPELINES: tuple[ScopeSpec, ...] = (
-    ScopeSpec("pose"),
+    ScopeSpec("pose", control_output=True),
     ScopeSpec("avatar", artifacts=_avatar_artifacts, prepare_load=_avatar_in_scope_models),
     ScopeSpec("person-alpha", matte_output=True, omit=("alpha_source",)),
 )

@@ -32,6 +32,12 @@ with C=4, which Scope's Spout sender passes through to TouchDesigner as RGBA) or
 ``key`` (C=3: the RGB composited over ``<osc>_key_color``, for outputs that drop alpha
 such as WebRTC and NDI).
 
+Control output. A preprocessor whose image is meant as a ControlNet input (the pose
+skeleton) gets ``<osc>_output``: ``passthrough`` (default: its input frames go on as
+``video`` and its image goes on as ``control_video``, which Scope hands to the next
+pipeline as a parameter, so the avatar gets the camera for img2img and the skeleton
+for its ControlNet) or ``control`` (its image is the ``video``, e.g. to look at it).
+
 Nothing here imports Scope at module level; :func:`scope_pipeline_class` does, and it
 is only called from the plugin hook, which only Scope calls.
 """
@@ -48,7 +54,7 @@ from pydantic.fields import FieldInfo
 
 import bridge
 from bridge.errors import ConfigError
-from bridge.stages.base import BasePipelineConfig, Pipeline, UsageType
+from bridge.stages.base import BasePipelineConfig, Pipeline, UsageType, stack_video
 
 #: The stage parameter fed from Scope's prompt box when the stage ``supports_prompts``.
 PROMPT_FIELD = "prompt"
@@ -67,6 +73,8 @@ class ScopeSpec:
     Attributes:
         stage: the stage's ``pipeline_id`` (or OSC name) in :mod:`bridge.stages`.
         matte_output: the stage returns ``"alpha"``; offer RGBA (C=4) or key-colour output.
+        control_output: the stage's ``video`` is a control image (a pose skeleton); offer
+            passing the input frames through with the image as ``control_video``.
         omit: stage parameters that mean nothing inside Scope (hidden there, their
             default applies), e.g. person-alpha's ``alpha_source``: Scope gives a
             postprocessor only the main pipeline's output, never the camera frame.
@@ -78,6 +86,7 @@ class ScopeSpec:
 
     stage: str
     matte_output: bool = False
+    control_output: bool = False
     omit: tuple[str, ...] = ()
     artifacts: Callable[[], list[tuple[str, list[str]]]] | None = None
     prepare_load: Callable[[dict[str, Any]], dict[str, Any]] | None = None
@@ -191,6 +200,14 @@ def scope_config_class(stage_cls: type[Pipeline], spec: ScopeSpec) -> type:
             description="Background colour of the key output mode, #RRGGBB.",
             json_schema_extra=ui_field_config(order=order + 1, label="Key colour"),
         )
+    if spec.control_output:
+        annotations[scope_param_name(ours, "output")] = Literal["passthrough", "control"]
+        namespace[scope_param_name(ours, "output")] = Field(
+            default="passthrough",
+            description="passthrough: the input frames go on, this stage's image goes to the next pipeline as its "
+            "ControlNet image (control_video), as the avatar needs. control: output this stage's image.",
+            json_schema_extra=ui_field_config(order=_next_order(ours), label="Output"),
+        )
     usage_by_value = {u.value: u for u in ScopeUsage}
     namespace.update(
         __module__=__name__,
@@ -260,6 +277,7 @@ class _StageAdapter:
         self._defaults = {name: ours.model_fields[name].get_default(call_default_factory=True) for name in ours.runtime_fields()}
         self._prompt = ours.supports_prompts and PROMPT_FIELD in self._defaults
         self._key: tuple[str | None, torch.Tensor | None] = (None, None)
+        self._output_name = scope_param_name(ours, "output")
 
     def stage_params(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         """This stage's runtime parameters, stage names -> values, read from Scope's ``kwargs``.
@@ -303,6 +321,9 @@ class _StageAdapter:
         result = {key: value for key, value in out.items() if key != "alpha"}
         if self._spec.matte_output:
             result["video"] = self._matte_output(out["video"], out.get("alpha"), params, kwargs)
+        elif self._spec.control_output and kwargs.get(self._output_name, "passthrough") == "passthrough":
+            result["control_video"] = out["video"]
+            result["video"] = stack_video(video, self.device)
         return result
 
     def _matte_output(self, video: torch.Tensor, alpha: torch.Tensor | None, params: dict[str, Any], kwargs: dict[str, Any]) -> torch.Tensor:
