@@ -32,7 +32,7 @@ from bridge.avatar.models import (
 )
 from bridge.errors import BridgeError, ConfigError, ModelMissingError
 
-AVATAR_STAGE = "stream-avatar"
+AVATAR_STAGE = "avatar"
 #: (subfolder, file stem) of the weights a base model needs (text_encoder_2: SDXL only).
 BASE_WEIGHTS = (("unet", "diffusion_pytorch_model"), ("text_encoder", "model"), ("text_encoder_2", "model"), ("vae", "diffusion_pytorch_model"))
 

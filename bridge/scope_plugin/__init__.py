@@ -9,7 +9,7 @@ configs (see :mod:`bridge.scope_plugin.adapter`):
 pipeline id        where it appears        output
 =================  ======================  ======================================================
 ``pose``           Preprocessor dropdown   the camera frames, the skeleton as ``control_video``
-``stream-avatar``  main pipeline selector  img2img frames; prompt from Scope's Prompts box
+``avatar``         main pipeline selector  img2img frames; prompt from Scope's Prompts box
 ``person-alpha``   Postprocessor dropdown  RGBA (C=4), or RGB over a key colour
 =================  ======================  ======================================================
 

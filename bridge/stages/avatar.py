@@ -42,7 +42,7 @@ MAX_REFERENCE_IMAGES = 8
 class AvatarConfig(BasePipelineConfig):
     """Parameters of the avatar stage. Load-time ones rebuild the models in the background."""
 
-    pipeline_id = "stream-avatar"
+    pipeline_id = "avatar"
     pipeline_name = "Stream Avatar"
     pipeline_description = ("Real-time img2img (StreamDiffusion-style) with a pose ControlNet and an IP-Adapter "
                             "identity from reference images; SD-Turbo, SD 1.5 + LCM-LoRA or SDXL.")
