@@ -113,3 +113,13 @@ def slow_chain(**params: Any) -> Chain:
 def numbered_images(n: int, h: int = 8, w: int = 8) -> list[np.ndarray]:
     """n frames whose pixels all equal their index (mod 256), to check order."""
     return [np.full((h, w, 3), i % 256, np.uint8) for i in range(n)]
+
+
+def wait_for(condition, timeout: float = 10.0) -> bool:
+    """Poll ``condition()`` every 5 ms until it is true (True) or ``timeout`` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.005)
+    return False

@@ -17,6 +17,7 @@ from bridge.frames import Frame
 from bridge.transports import open_source
 from bridge.transports.base import Sink, StreamInfo
 from bridge.transports.camera import CameraSource
+from tests.helpers import wait_for
 
 B, G, R = 10, 120, 230  # a BGR pixel: the source must hand out (230, 120, 10) RGB
 
@@ -92,14 +93,6 @@ class KeepSink(Sink):
     def write(self, frame: Frame) -> None:
         self.frames.append(frame)
 
-
-def wait_for(condition, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return False
 
 
 def test_uri_forms():

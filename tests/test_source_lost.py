@@ -14,6 +14,7 @@ from bridge.engine import Engine, Stats
 from bridge.errors import SourceLost, TransportError
 from bridge.frames import Frame
 from bridge.transports.base import Sink, Source, StreamInfo
+from tests.helpers import wait_for
 
 
 class FlakySource(Source):
@@ -71,14 +72,6 @@ class KeepSink(Sink):
     def close(self) -> None:
         self.closed = True
 
-
-def wait_for(condition, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.005)
-    return False
 
 
 def make_engine(source: Source, sink: Sink, retry_s: float = 0.02) -> tuple[Engine, list[tuple[str, str | None]]]:

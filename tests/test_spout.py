@@ -27,6 +27,7 @@ from bridge.frames import Frame
 from bridge.transports import open_sink, open_source
 from bridge.transports.base import Sink, Source, StreamInfo
 from bridge.transports.spout import SpoutSource
+from tests.helpers import wait_for
 
 FAKES = Path(__file__).parent / "fakes"
 RGB = (200, 60, 20)  # R, G and B all differ: a swap shows
@@ -47,14 +48,6 @@ def spoutgl(monkeypatch):
     for name in ("SpoutGL", "SpoutGL.enums"):
         sys.modules.pop(name, None)
 
-
-def wait_for(condition, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return False
 
 
 class FakeTouchDesigner:
