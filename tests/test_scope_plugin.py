@@ -287,7 +287,7 @@ def test_pose_load_parameters_at_construction(pose_cls):
     except Exception:
         with pytest.raises(ModelMissingError, match="controlnet-aux"):
             pose_cls(pose_backend="openpose")  # reached the stage's load-time backend choice
-    assert pose_cls(pose_backend="mediapipe", alpha_model="general").load_params == {"backend": "mediapipe"}
+    assert pose_cls(pose_backend="mediapipe", alpha_model="general").load_params == {"backend": "mediapipe", "model": ""}
 
 
 # ---------------------------------------------------------------------------- avatar

@@ -1,219 +1,462 @@
-"""Pose preprocessor stage: a person's pose as an OpenPose-format skeleton image.
+"""Pose preprocessor stage: the person's pose as an OpenPose skeleton image for a ControlNet.
 
-The skeleton image is what OpenPose ControlNets were trained on (lllyasviel's
-ControlNet 1.0/1.1 annotator): 18 body keypoints in the OpenPose COCO/BODY_18 order,
-17 limbs drawn as filled ellipses in the standard limb colours at 60 % brightness,
-keypoints as filled circles in full colour, on black. Keypoint order, limb pairs and
-colours are the OpenPose ones (CMU OpenPose, Cao et al., "OpenPose: Realtime
-Multi-Person 2D Pose Estimation using Part Affinity Fields", TPAMI 2019; the same
-constants as the ControlNet annotator's ``draw_bodypose``).
+The OpenPose ControlNets (``lllyasviel/sd-controlnet-openpose``, ``control_v11p_sd15_openpose``,
+``thibaud/controlnet-sd21-openpose-diffusers``) were trained on skeletons drawn by the
+OpenPose annotator that ``controlnet-aux`` packages (``open_pose/util.py:draw_bodypose``).
+This stage draws the same picture from keypoints (its own code, the annotator's facts):
 
-Backends (load-time ``backend``):
+* 18 keypoints in OpenPose BODY_18 (COCO) order, :data:`KEYPOINTS`;
+* 17 limbs, :data:`LIMBS`, each a filled ellipse along the segment, in
+  :data:`COLORS` [limb index] at 60 % brightness; then each keypoint a filled circle in
+  :data:`COLORS` [keypoint index] at full brightness; black background; RGB order;
+* limb half-width and circle radius 4 px on an image whose short side is 512 px (the
+  annotator's ``detect_resolution``/``image_resolution``), scaled here with the short side.
 
-* ``mediapipe`` (default, offline, CPU): MediaPipe Pose, ``model_complexity=1`` — the
-  only complexity whose model ships inside the ``mediapipe==0.10.21`` wheel (0 and 2
-  download at run time and fail offline; see platform.md). Its 33 landmarks are mapped
-  to the 18 OpenPose keypoints (the neck is the shoulders' midpoint).
-* ``openpose`` / ``dwpose``: controlnet-aux detectors, imported only when chosen (the
-  package imports torchvision, which is not a dependency of avatar-bridge).
+Backends (load-time parameter ``backend``):
 
-Output: ``{"video": skeleton THWC float32 [0,1], "control_video": the same tensor,
-"keypoints": (T, 18, 3) float32 — x, y in pixels and confidence (0 = missing)}``.
-``control_video`` is forwarded by the chain to later stages, so the avatar stage gets
-the skeleton for its ControlNet while ``source_video`` still holds the camera frame.
+* ``mediapipe`` (default): MediaPipe Pose, legacy ``mediapipe.solutions.pose.Pose`` with
+  ``model_complexity=1``, whose ``pose_landmark_full.tflite`` ships inside the
+  ``mediapipe==0.10.21`` wheel (complexity 0 and 2 download their model at run time and
+  fail offline; see ``shared/notes/platform.md``). Its 33 landmarks are mapped to the 18
+  OpenPose keypoints (:data:`MEDIAPIPE_FOR_OPENPOSE`); MediaPipe's ``visibility`` is the
+  confidence; the neck, which MediaPipe lacks, is the midpoint of the shoulders with the
+  smaller of their confidences (as DWpose computes it). Offline, CPU, one person.
+* ``openpose`` / ``dwpose``: ``controlnet-aux`` 0.0.10 detectors, imported only when
+  selected (the package imports torchvision from its ``__init__``); ``model`` names their
+  weights (a Hugging Face repo id or a local folder).
+
+Outputs: ``video`` and ``control_video`` (the same (T, H, W, 3) float32 [0, 1] skeleton
+image; the chain forwards ``control_video`` to later stages as a keyword argument, so the
+avatar stage gets it as its ControlNet image while ``source_video`` holds the camera
+frame) and ``keypoints`` ((T, 18, 3) float32: x, y in pixels of the frame, confidence in
+[0, 1]; a keypoint not found or below ``min_confidence`` is (0, 0, 0), OpenPose's JSON
+convention). A frame without a person gives a black image and all-zero keypoints.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any, Literal, Protocol
 
 import cv2
 import numpy as np
 import torch
 from pydantic import Field
 
-from bridge.errors import ModelMissingError
+from bridge.errors import ConfigError, ModelMissingError
 from bridge.stages.base import BasePipelineConfig, Pipeline, UsageType, ui_field_config
 from bridge.stages.registry import register
 
-#: OpenPose BODY_18 keypoint names, in order.
-KEYPOINTS = ["nose", "neck", "r_shoulder", "r_elbow", "r_wrist", "l_shoulder", "l_elbow", "l_wrist", "r_hip", "r_knee",
-             "r_ankle", "l_hip", "l_knee", "l_ankle", "r_eye", "l_eye", "r_ear", "l_ear"]
-
-#: OpenPose limb pairs (0-based keypoint indices); the first 17 are drawn.
-LIMBS = [(1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10), (1, 11), (11, 12), (12, 13),
-         (1, 0), (0, 14), (14, 16), (0, 15), (15, 17), (2, 16), (5, 17)]
-
-#: OpenPose part colours (RGB), one per keypoint; limb i is drawn in COLORS[i] x 0.6.
-COLORS = [(255, 0, 0), (255, 85, 0), (255, 170, 0), (255, 255, 0), (170, 255, 0), (85, 255, 0), (0, 255, 0),
-          (0, 255, 85), (0, 255, 170), (0, 255, 255), (0, 170, 255), (0, 85, 255), (0, 0, 255), (85, 0, 255),
-          (170, 0, 255), (255, 0, 255), (255, 0, 170), (255, 0, 85)]
-
-#: MediaPipe Pose landmark index for each OpenPose keypoint (None: the neck, derived).
-MEDIAPIPE_FOR_OPENPOSE = [0, None, 12, 14, 16, 11, 13, 15, 24, 26, 28, 23, 25, 27, 5, 2, 8, 7]
-
 MEDIAPIPE_FIX = "pip install 'mediapipe==0.10.21' (the last release whose wheel ships the pose model)"
+CONTROLNET_AUX_FIX = (
+    "pip install 'controlnet-aux==0.0.10' together with a torchvision built for your torch "
+    "(it imports torchvision), or use backend=mediapipe"
+)
+
+#: OpenPose BODY_18 / COCO keypoint order (OpenPose ``output.md``; controlnet-aux ``body.py``).
+KEYPOINTS: tuple[str, ...] = (
+    "nose", "neck",
+    "r_shoulder", "r_elbow", "r_wrist",
+    "l_shoulder", "l_elbow", "l_wrist",
+    "r_hip", "r_knee", "r_ankle",
+    "l_hip", "l_knee", "l_ankle",
+    "r_eye", "l_eye", "r_ear", "l_ear",
+)
+NUM_KEYPOINTS = len(KEYPOINTS)
+
+#: The 17 limbs the OpenPose annotator draws, as 0-based keypoint index pairs, in drawing
+#: order (controlnet-aux ``draw_bodypose`` ``limbSeq``, which is 1-based).
+LIMBS: tuple[tuple[int, int], ...] = (
+    (1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (1, 8), (8, 9),
+    (9, 10), (1, 11), (11, 12), (12, 13), (1, 0), (0, 14), (14, 16), (0, 15),
+    (15, 17),
+)
+
+#: RGB colours of the OpenPose annotator (controlnet-aux ``draw_bodypose``): limb ``i`` uses
+#: ``COLORS[i]`` at :data:`LIMB_BRIGHTNESS`, keypoint ``i`` uses ``COLORS[i]``.
+COLORS: tuple[tuple[int, int, int], ...] = (
+    (255, 0, 0), (255, 85, 0), (255, 170, 0), (255, 255, 0), (170, 255, 0), (85, 255, 0),
+    (0, 255, 0), (0, 255, 85), (0, 255, 170), (0, 255, 255), (0, 170, 255), (0, 85, 255),
+    (0, 0, 255), (85, 0, 255), (170, 0, 255), (255, 0, 255), (255, 0, 170), (255, 0, 85),
+)
+#: Limbs are drawn at 60 % of their colour (the annotator scales the limb canvas by 0.6).
+LIMB_BRIGHTNESS = 0.6
+LIMB_COLORS: tuple[tuple[int, int, int], ...] = tuple(
+    tuple(int(c * LIMB_BRIGHTNESS) for c in color) for color in COLORS[: len(LIMBS)]  # type: ignore[misc]
+)
+#: Limb half-width and keypoint radius in pixels at :data:`REFERENCE_SIZE` (annotator: 4 px).
+REFERENCE_WIDTH_PX = 4
+#: Short side, in pixels, of the image the annotator draws on (its default resolution 512).
+REFERENCE_SIZE = 512
+
+#: MediaPipe Pose landmark index for each OpenPose keypoint (``None``: the neck, computed).
+#: MediaPipe's left/right are the person's, as OpenPose's are.
+MEDIAPIPE_FOR_OPENPOSE: tuple[int | None, ...] = (
+    0,     # nose
+    None,  # neck = midpoint of the shoulders
+    12, 14, 16,  # right shoulder, elbow, wrist
+    11, 13, 15,  # left shoulder, elbow, wrist
+    24, 26, 28,  # right hip, knee, ankle
+    23, 25, 27,  # left hip, knee, ankle
+    5, 2,        # right eye, left eye
+    8, 7,        # right ear, left ear
+)
+_NECK, _R_SHOULDER, _L_SHOULDER = 1, 2, 5
 
 
 class PoseConfig(BasePipelineConfig):
-    """Parameters of the pose stage."""
+    """Parameters of the pose stage: ``backend`` and ``model`` are load-time, the rest runtime."""
 
     pipeline_id = "pose"
     pipeline_name = "Pose (OpenPose skeleton)"
-    pipeline_description = "Person pose as an OpenPose-format skeleton image (18 keypoints) for a pose ControlNet."
+    pipeline_description = (
+        "Person pose -> OpenPose-format skeleton image (18 keypoints, standard colours) for a pose ControlNet."
+    )
     usage = [UsageType.PREPROCESSOR]
     osc_name = "pose"
 
     backend: Literal["mediapipe", "openpose", "dwpose"] = Field(
         default="mediapipe",
-        description="Pose detector: mediapipe (offline, CPU, bundled model) or controlnet-aux's openpose / dwpose.",
+        description="Pose detector: mediapipe (offline, CPU, bundled model) or a controlnet-aux detector (optional install).",
         json_schema_extra=ui_field_config(order=0, label="Backend", is_load_param=True),
+    )
+    model: str = Field(
+        default="",
+        description="Weights of the openpose/dwpose backend: a Hugging Face repo id or a local folder (empty = controlnet-aux's defaults).",
+        json_schema_extra=ui_field_config(order=1, label="Model", is_load_param=True),
     )
     min_confidence: float = Field(
         default=0.5, ge=0.0, le=1.0,
-        description="Keypoints less visible than this are left out of the skeleton.",
-        json_schema_extra=ui_field_config(order=1, label="Min confidence"),
+        description="Keypoints below this confidence are not drawn (and a limb needs both ends).",
+        json_schema_extra=ui_field_config(order=2, label="Min confidence"),
     )
     line_scale: float = Field(
         default=1.0, ge=0.25, le=4.0,
         description="Limb and keypoint size relative to OpenPose's (4 px limbs at 512 px).",
-        json_schema_extra=ui_field_config(order=2, label="Line scale"),
+        json_schema_extra=ui_field_config(order=3, label="Line scale"),
     )
 
 
-def mediapipe_to_openpose(landmarks: Any, width: int, height: int) -> np.ndarray:
-    """(18, 3) float32 OpenPose keypoints (x, y in pixels, confidence) from MediaPipe's 33 landmarks.
+# ---------------------------------------------------------------------------------- drawing
+def stroke_width(height: int, width: int, scale: float = 1.0) -> int:
+    """Limb half-width and keypoint radius in pixels for an image of ``height`` x ``width``.
 
-    ``landmarks`` is ``results.pose_landmarks.landmark`` (normalised x, y; visibility).
-    Points outside the image get confidence 0. The neck is the midpoint of the
-    shoulders, with the lower of their confidences.
+    ``REFERENCE_WIDTH_PX`` (4 px) at a short side of ``REFERENCE_SIZE`` (512 px), scaled
+    linearly with the short side and by ``scale``; at least 1 px.
     """
-    points = np.zeros((18, 3), np.float32)
-    for op_index, mp_index in enumerate(MEDIAPIPE_FOR_OPENPOSE):
-        if mp_index is None:
-            continue
-        lm = landmarks[mp_index]
-        inside = 0.0 <= lm.x <= 1.0 and 0.0 <= lm.y <= 1.0
-        points[op_index] = (lm.x * width, lm.y * height, lm.visibility if inside else 0.0)
-    r, l = points[2], points[5]
-    points[1] = ((r[0] + l[0]) / 2, (r[1] + l[1]) / 2, min(r[2], l[2]))
-    return points
+    return max(1, round(REFERENCE_WIDTH_PX * scale * min(height, width) / REFERENCE_SIZE))
 
 
-def draw_skeleton(keypoints: np.ndarray, height: int, width: int, min_confidence: float = 0.5, line_scale: float = 1.0) -> np.ndarray:
+def draw_skeleton(
+    keypoints: np.ndarray,
+    height: int,
+    width: int,
+    min_confidence: float = 0.5,
+    line_scale: float = 1.0,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
     """Draw an OpenPose skeleton: (H, W, 3) uint8 RGB on black.
 
     Args:
-        keypoints: (18, 3) x, y in pixels and confidence, OpenPose BODY_18 order.
-        min_confidence: points below it are not drawn (nor limbs touching them).
-        line_scale: 1.0 = OpenPose's 4 px limb half-width and 4 px keypoint radius at
-            512 px (scaled with the image's shorter side).
+        keypoints: (18, 3) float: x, y in pixels, confidence; order :data:`KEYPOINTS`.
+            A keypoint is drawn when its confidence is > 0 and >= ``min_confidence``; a limb
+            when both its ends are.
+        height, width: the image size in pixels.
+        min_confidence: threshold in [0, 1].
+        line_scale: scale of the standard stroke, see :func:`stroke_width`.
+        out: an (height, width, 3) uint8 buffer to draw into (cleared first), so a video
+            loop allocates no image per frame; a new array when None.
+
+    Returns:
+        ``out`` (or the new array). Limbs are filled ellipses along each segment in
+        :data:`LIMB_COLORS`, drawn in :data:`LIMBS` order; then keypoints are filled circles
+        in :data:`COLORS` (facts from controlnet-aux's ``draw_bodypose``).
     """
-    canvas = np.zeros((height, width, 3), np.uint8)
-    size = max(1, round(4 * line_scale * min(height, width) / 512))
-    ok = keypoints[:, 2] >= max(min_confidence, 1e-6)
-    for i, (a, b) in enumerate(LIMBS[:17]):
-        if not (ok[a] and ok[b]):
+    if out is None:
+        canvas = np.zeros((height, width, 3), np.uint8)
+    else:
+        canvas = out
+        canvas.fill(0)
+    stroke = stroke_width(height, width, line_scale)
+    threshold = max(float(min_confidence), 1e-6)
+    present = [float(c) >= threshold for c in keypoints[:, 2]]
+    for i, (a, b) in enumerate(LIMBS):
+        if not (present[a] and present[b]):
             continue
-        (xa, ya), (xb, yb) = keypoints[a, :2], keypoints[b, :2]
-        length = math.hypot(xa - xb, ya - yb)
-        angle = math.degrees(math.atan2(ya - yb, xa - xb))
+        xa, ya = float(keypoints[a, 0]), float(keypoints[a, 1])
+        xb, yb = float(keypoints[b, 0]), float(keypoints[b, 1])
+        half_length = int(round(math.hypot(xa - xb, ya - yb) / 2))
+        angle = int(round(math.degrees(math.atan2(ya - yb, xa - xb))))
         center = (int(round((xa + xb) / 2)), int(round((ya + yb) / 2)))
-        polygon = cv2.ellipse2Poly(center, (int(round(length / 2)), size), int(round(angle)), 0, 360, 1)
-        cv2.fillConvexPoly(canvas, polygon, tuple(int(c * 0.6) for c in COLORS[i]))
-    for i in range(18):
-        if ok[i]:
-            x, y = keypoints[i, :2]
-            cv2.circle(canvas, (int(round(x)), int(round(y))), size, COLORS[i], thickness=-1)
+        polygon = cv2.ellipse2Poly(center, (half_length, stroke), angle, 0, 360, 1)
+        cv2.fillConvexPoly(canvas, polygon, LIMB_COLORS[i])
+    for i in range(NUM_KEYPOINTS):
+        if present[i]:
+            center = (int(round(float(keypoints[i, 0]))), int(round(float(keypoints[i, 1]))))
+            cv2.circle(canvas, center, stroke, COLORS[i], thickness=-1)
     return canvas
 
 
-class _MediaPipePose:
-    """MediaPipe Pose (``model_complexity=1``, video mode) -> OpenPose keypoints."""
+# ---------------------------------------------------------------------------------- backends
+class PoseBackend(Protocol):
+    """A pose detector: one person's 18 OpenPose keypoints per RGB frame."""
+
+    def detect(self, rgb: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Fill ``out`` ((18, 3) float32: x, y pixels, confidence; zeros = none) for (H, W, 3) uint8 RGB."""
+        ...
+
+    def reset(self) -> None:
+        """Forget tracking state."""
+        ...
+
+
+def mediapipe_to_openpose(landmarks: Any, width: int, height: int, out: np.ndarray | None = None) -> np.ndarray:
+    """Map MediaPipe Pose's 33 normalised landmarks to the 18 OpenPose keypoints.
+
+    Args:
+        landmarks: a sequence of 33 objects with ``x``, ``y`` (normalised to [0, 1]) and
+            ``visibility`` (``pose_landmarks.landmark`` of the legacy API).
+        width, height: the frame size in pixels.
+        out: (18, 3) float32 to fill (a new array when None).
+
+    Returns:
+        ``out``: x, y in pixels, confidence = visibility; a landmark outside the frame is
+        (0, 0, 0). The neck is the shoulders' midpoint with the smaller shoulder confidence.
+    """
+    if out is None:
+        out = np.zeros((NUM_KEYPOINTS, 3), np.float32)
+    for k, index in enumerate(MEDIAPIPE_FOR_OPENPOSE):
+        if index is None:
+            continue
+        lm = landmarks[index]
+        inside = 0.0 <= lm.x <= 1.0 and 0.0 <= lm.y <= 1.0
+        out[k, 0] = lm.x * width
+        out[k, 1] = lm.y * height
+        out[k, 2] = min(max(lm.visibility, 0.0), 1.0) if inside else 0.0
+    out[_NECK, :2] = (out[_R_SHOULDER, :2] + out[_L_SHOULDER, :2]) * 0.5
+    out[_NECK, 2] = min(out[_R_SHOULDER, 2], out[_L_SHOULDER, 2])
+    out[out[:, 2] <= 0.0] = 0.0
+    return out
+
+
+class MediaPipePoseBackend:
+    """MediaPipe Pose (legacy ``solutions`` API, ``model_complexity=1``), video mode with tracking.
+
+    Raises:
+        ModelMissingError: mediapipe is missing or has no bundled pose model; names the fix.
+    """
 
     def __init__(self) -> None:
         try:
-            from mediapipe.python.solutions import pose
-        except Exception as exc:
-            raise ModelMissingError(f"pose: MediaPipe pose is missing ({exc.__class__.__name__}); {MEDIAPIPE_FIX}") from None
+            from mediapipe.python.solutions import pose as mp_pose
+        except Exception as exc:  # ImportError, or a mediapipe release without legacy solutions
+            raise ModelMissingError(f"pose: the MediaPipe pose model is missing ({exc.__class__.__name__}); {MEDIAPIPE_FIX}") from None
         try:
-            self._pose = pose.Pose(static_image_mode=False, model_complexity=1, smooth_landmarks=True,
-                                   min_detection_confidence=0.5, min_tracking_confidence=0.5)
+            # complexity 1 only: 0 and 2 download their model at run time (platform.md)
+            self._pose = mp_pose.Pose(static_image_mode=False, model_complexity=1, smooth_landmarks=True)
         except Exception as exc:
-            raise ModelMissingError(f"pose: could not load the MediaPipe pose model ({exc}); {MEDIAPIPE_FIX}") from None
+            raise ModelMissingError(f"pose: could not load the MediaPipe pose model ({_reason(exc)}); {MEDIAPIPE_FIX}") from None
 
-    def keypoints(self, rgb: np.ndarray) -> np.ndarray:
+    def detect(self, rgb: np.ndarray, out: np.ndarray) -> np.ndarray:
+        out.fill(0.0)
         result = self._pose.process(rgb)
-        if result.pose_landmarks is None:
-            return np.zeros((18, 3), np.float32)
-        return mediapipe_to_openpose(result.pose_landmarks.landmark, rgb.shape[1], rgb.shape[0])
+        if result.pose_landmarks is not None:
+            mediapipe_to_openpose(result.pose_landmarks.landmark, rgb.shape[1], rgb.shape[0], out)
+        return out
 
-    def skeleton(self, rgb: np.ndarray, min_confidence: float, line_scale: float) -> tuple[np.ndarray, np.ndarray]:
-        points = self.keypoints(rgb)
-        return draw_skeleton(points, rgb.shape[0], rgb.shape[1], min_confidence, line_scale), points
-
-
-class _ControlnetAuxPose:
-    """controlnet-aux's OpenPose or DWpose detector (optional; imports torchvision)."""
-
-    def __init__(self, backend: str) -> None:
-        try:
-            import controlnet_aux
-        except Exception as exc:
-            raise ModelMissingError(
-                f"pose backend {backend!r} needs controlnet-aux ({exc.__class__.__name__}): pip install 'avatar-bridge[controlnet-aux]' "
-                "(it needs torchvision), or use backend: mediapipe") from None
-        try:
-            if backend == "dwpose":
-                self._detector = controlnet_aux.DWposeDetector()
-            else:
-                self._detector = controlnet_aux.OpenposeDetector.from_pretrained("lllyasviel/Annotators")
-        except Exception as exc:
-            raise ModelMissingError(f"pose backend {backend!r} could not load its model ({exc}); "
-                                    "fetch lllyasviel/Annotators into the Hugging Face cache or use backend: mediapipe") from None
-
-    def skeleton(self, rgb: np.ndarray, min_confidence: float, line_scale: float) -> tuple[np.ndarray, np.ndarray]:
-        from PIL import Image
-
-        image = self._detector(Image.fromarray(rgb), output_type="pil")
-        skeleton = np.asarray(image.convert("RGB").resize((rgb.shape[1], rgb.shape[0])), dtype=np.uint8)
-        return skeleton, np.zeros((18, 3), np.float32)  # the detector draws; keypoints are not exposed
+    def reset(self) -> None:
+        self._pose.reset()
 
 
-@register
-class PoseStage(Pipeline):
-    """Pose preprocessor: ``video`` (list of (1,H,W,3) in [0,255]) -> OpenPose skeleton.
+def _reason(exc: BaseException) -> str:
+    """``Type: first line of the message`` of ``exc``, for one-line errors."""
+    text = str(exc).strip().splitlines()
+    return f"{exc.__class__.__name__}: {text[0]}" if text else exc.__class__.__name__
 
-    Output: ``{"video": THWC float32 [0,1], "control_video": same, "keypoints": (T,18,3)}``.
-    A frame with nobody in it gives a black image (not an error).
+
+def _import_controlnet_aux(backend: str, module: str) -> Any:
+    """Import ``controlnet_aux.<module>`` lazily; a one-line ModelMissingError when it cannot."""
+    import importlib
+
+    try:
+        return importlib.import_module(f"controlnet_aux.{module}")
+    except Exception as exc:  # missing package, or torchvision missing/broken (platform.md)
+        raise ModelMissingError(f"pose: backend {backend!r} needs controlnet-aux ({_reason(exc)}); {CONTROLNET_AUX_FIX}") from None
+
+
+class OpenposeBackend:
+    """controlnet-aux ``OpenposeDetector`` (the annotator the OpenPose ControlNets were trained with).
+
+    ``model``: a Hugging Face repo id or a folder with ``body_pose_model.pth``,
+    ``hand_pose_model.pth`` and ``facenet.pth`` (default ``lllyasviel/Annotators``).
+    The person with the highest total score is kept.
 
     Raises:
-        ModelMissingError: at construction, when the chosen backend's model is unavailable.
+        ModelMissingError: controlnet-aux cannot be imported or the weights cannot be loaded.
+    """
+
+    DEFAULT_MODEL = "lllyasviel/Annotators"
+
+    def __init__(self, model: str = "", device: torch.device | str = "cpu") -> None:
+        module = _import_controlnet_aux("openpose", "open_pose")
+        source = model or self.DEFAULT_MODEL
+        try:
+            self._detector = module.OpenposeDetector.from_pretrained(source).to(device)
+        except Exception as exc:
+            raise ModelMissingError(
+                f"pose: could not load the OpenPose weights from {source!r} ({_reason(exc)}); "
+                "set model= to a folder holding body_pose_model.pth, hand_pose_model.pth and facenet.pth"
+            ) from None
+
+    def detect(self, rgb: np.ndarray, out: np.ndarray) -> np.ndarray:
+        out.fill(0.0)
+        poses = self._detector.detect_poses(rgb)  # keypoints normalised to [0, 1], None = missing
+        if not poses:
+            return out
+        best = max(poses, key=lambda p: float(p.body.total_score))
+        h, w = rgb.shape[:2]
+        for k, point in enumerate(best.body.keypoints[:NUM_KEYPOINTS]):
+            if point is not None and point.x >= 0 and point.y >= 0:
+                out[k] = (point.x * w, point.y * h, min(max(float(point.score), 0.0), 1.0))
+        return out
+
+    def reset(self) -> None:
+        """OpenPose has no temporal state."""
+
+
+class DWposeBackend:
+    """controlnet-aux ``DWposeDetector`` (mmpose/mmdet; whole-body, first 18 points in OpenPose order).
+
+    ``model``: empty (controlnet-aux's default checkpoint URLs) or a folder holding
+    :attr:`DET_CHECKPOINT` and :attr:`POSE_CHECKPOINT`. The package's own YOLOX and DWpose
+    config files are passed explicitly. The person with the highest mean body score is kept.
+
+    Raises:
+        ModelMissingError: controlnet-aux (or mmpose/mmdet) cannot be imported, or the
+            checkpoints cannot be loaded.
+    """
+
+    DET_CHECKPOINT = "yolox_l_8x8_300e_coco_20211126_140236-d3bd2b23.pth"
+    POSE_CHECKPOINT = "dw-ll_ucoco_384.pth"
+
+    def __init__(self, model: str = "", device: torch.device | str = "cpu") -> None:
+        module = _import_controlnet_aux("dwpose", "dwpose")
+        root = Path(module.__file__).parent
+        det_ckpt = pose_ckpt = None
+        if model:
+            det_ckpt, pose_ckpt = str(Path(model) / self.DET_CHECKPOINT), str(Path(model) / self.POSE_CHECKPOINT)
+        try:
+            self._detector = module.DWposeDetector(
+                det_config=str(root / "yolox_config" / "yolox_l_8xb8-300e_coco.py"),
+                det_ckpt=det_ckpt,
+                pose_config=str(root / "dwpose_config" / "dwpose-l_384x288.py"),
+                pose_ckpt=pose_ckpt,
+                device=str(device),
+            )
+        except Exception as exc:
+            raise ModelMissingError(
+                f"pose: could not load DWpose ({_reason(exc)}); set model= to a folder holding "
+                f"{self.DET_CHECKPOINT} and {self.POSE_CHECKPOINT} (and install mmpose/mmdet)"
+            ) from None
+
+    def detect(self, rgb: np.ndarray, out: np.ndarray) -> np.ndarray:
+        out.fill(0.0)
+        bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+        keypoints, scores = self._detector.pose_estimation(bgr)  # (N, 134, 2) pixels, (N, 134)
+        if len(keypoints) == 0:
+            return out
+        best = int(np.argmax(np.asarray(scores)[:, :NUM_KEYPOINTS].mean(axis=1)))
+        out[:, :2] = keypoints[best, :NUM_KEYPOINTS]
+        out[:, 2] = np.clip(scores[best, :NUM_KEYPOINTS], 0.0, 1.0)
+        return out
+
+    def reset(self) -> None:
+        """DWpose has no temporal state."""
+
+
+def load_backend(backend: str, model: str = "", device: torch.device | str = "cpu") -> PoseBackend:
+    """The pose detector named ``backend`` ("mediapipe", "openpose" or "dwpose").
+
+    Raises:
+        ModelMissingError: the backend's package or weights are missing; names the fix.
+        ConfigError: ``backend`` is none of those.
+    """
+    if backend == "mediapipe":
+        return MediaPipePoseBackend()
+    if backend == "openpose":
+        return OpenposeBackend(model, device)
+    if backend == "dwpose":
+        return DWposeBackend(model, device)
+    raise ConfigError(f"pose: unknown backend {backend!r}; use mediapipe, openpose or dwpose")
+
+
+# ---------------------------------------------------------------------------------- stage
+@register
+class PoseStage(Pipeline):
+    """Pose preprocessor: camera frame -> OpenPose skeleton image (+ keypoints).
+
+    Input: ``video`` (list of (1, H, W, C) tensors in [0, 255], C = 3 or 4).
+    Output: ``{"video": (T, H, W, 3) float32 [0, 1], "control_video": the same tensor,
+    "keypoints": (T, 18, 3) float32}`` (x, y in pixels, confidence; (0, 0, 0) = not drawn).
+
+    Raises:
+        ModelMissingError: at construction, when the backend's package or model is missing.
+        ValueError: on a call without frames or with frames that are not (1, H, W, C).
     """
 
     @classmethod
     def get_config_class(cls) -> type[BasePipelineConfig]:
         return PoseConfig
 
-    def __init__(self, device: torch.device | str | None = None, backend: str = "mediapipe", **kwargs: Any) -> None:
+    def __init__(self, device: torch.device | str | None = None, backend: str = "mediapipe", model: str = "", **kwargs: Any) -> None:
         super().__init__(device)
-        self._detector = _MediaPipePose() if backend == "mediapipe" else _ControlnetAuxPose(backend)
+        self.backend_name = backend
+        self._backend = load_backend(backend, model, self.device)
+        self._canvas: np.ndarray | None = None
+        self._raw = np.zeros((NUM_KEYPOINTS, 3), np.float32)
+
+    def reset(self) -> None:
+        self._backend.reset()
+
+    def _canvas_for(self, height: int, width: int) -> np.ndarray:
+        if self._canvas is None or self._canvas.shape[:2] != (height, width):
+            self._canvas = np.zeros((height, width, 3), np.uint8)
+        return self._canvas
 
     def __call__(self, **kwargs: Any) -> dict[str, torch.Tensor]:
         video = kwargs.get("video")
         if not video:
             raise ValueError("pose stage needs video input: kwargs['video'] = list of (1,H,W,C) frames")
-        min_confidence = float(kwargs.get("min_confidence", 0.5))
-        line_scale = float(kwargs.get("line_scale", 1.0))
-        skeletons, points = [], []
-        for frame in video:
-            rgb = frame[0]
-            if rgb.dtype != torch.uint8:
-                rgb = rgb.clamp(0, 255).round().to(torch.uint8)
-            rgb = np.ascontiguousarray(rgb.cpu().numpy()[..., :3])
-            skeleton, keypoints = self._detector.skeleton(rgb, min_confidence, line_scale)
-            skeletons.append(torch.from_numpy(skeleton))
-            points.append(torch.from_numpy(keypoints))
-        out = torch.stack(skeletons).to(self.device, torch.float32).mul_(1.0 / 255.0)
-        return {"video": out, "control_video": out, "keypoints": torch.stack(points)}
+        defaults = PoseConfig.model_fields
+        min_confidence = float(kwargs.get("min_confidence", defaults["min_confidence"].default))
+        line_scale = float(kwargs.get("line_scale", defaults["line_scale"].default))
+        first = video[0]
+        if first.ndim != 4 or first.shape[0] != 1:
+            raise ValueError(f"each video frame must be (1,H,W,C); got {tuple(first.shape)}")
+        height, width = int(first.shape[1]), int(first.shape[2])
+        images = torch.empty((len(video), height, width, 3), dtype=torch.float32)
+        keypoints = torch.zeros((len(video), NUM_KEYPOINTS, 3), dtype=torch.float32)
+        canvas = self._canvas_for(height, width)
+        canvas_t = torch.from_numpy(canvas)
+        for t, frame in enumerate(video):
+            if tuple(frame.shape[:3]) != (1, height, width):
+                raise ValueError(f"all frames of one call must be (1,{height},{width},C); got {tuple(frame.shape)}")
+            raw = self._backend.detect(_to_uint8_rgb(frame[0]), self._raw)
+            kp = keypoints[t].numpy()
+            keep = raw[:, 2] >= max(min_confidence, 1e-6)
+            kp[keep] = raw[keep]
+            draw_skeleton(kp, height, width, min_confidence, line_scale, out=canvas)
+            images[t].copy_(canvas_t).mul_(1.0 / 255.0)
+        images = images.to(self.device)
+        return {"video": images, "control_video": images, "keypoints": keypoints}
+
+
+def _to_uint8_rgb(frame: torch.Tensor) -> np.ndarray:
+    """(H, W, C) tensor in [0, 255] -> C-contiguous (H, W, 3) uint8 numpy; no copy when already so."""
+    if frame.dtype != torch.uint8:
+        frame = frame.clamp(0, 255).round().to(torch.uint8)
+    array = frame.cpu().numpy()
+    if array.shape[2] > 3:
+        array = array[..., :3]
+    return array if array.flags.c_contiguous else np.ascontiguousarray(array)
