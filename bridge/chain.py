@@ -250,6 +250,12 @@ class Chain:
         return thread
 
     @property
+    def unloaded_error(self) -> str | None:
+        """One line naming the stages bypassed because they failed to load, or None."""
+        errors = [f"{s.name} bypassed: {s.stage.error}" for s in self.slots if isinstance(s.stage, UnloadedStage)]
+        return "; ".join(errors) or None
+
+    @property
     def loading(self) -> bool:
         """True while a background reload is in progress."""
         with self._lock:

@@ -271,7 +271,7 @@ class Engine:
                     break
                 if lost:  # the source is back: the next frame out returns the state to live
                     lost = False
-                    self.stats.last_error = None
+                    self.clear_error()
                 delay = self.retry_s
                 self.stats.frames_in += 1
                 self._in.put(frame)
@@ -348,13 +348,14 @@ class Engine:
         if event == "loading":
             self._set_state("loading")
         elif event == "loaded":
-            self.stats.last_error = None
-            self._set_state("live")
+            self.clear_error()
+            self._set_state("error" if self.stats.last_error else "live")
         elif event == "error":
             self.stats.last_error = detail
             self._set_state("error")
             self.on_status(self.stats)
 
     def clear_error(self) -> None:
-        """Forget the last error so the state can return to ``live`` with the next frame."""
-        self.stats.last_error = None
+        """Forget the last error so the state can return to ``live`` with the next frame,
+        unless a stage is still bypassed after a failed load (that error stays)."""
+        self.stats.last_error = self.chain.unloaded_error

@@ -80,3 +80,17 @@ def test_handoffs():
     queue.put(1)
     queue.put(2)
     assert queue.get(0.1) == 1 and queue.get(0.1) == 2
+
+
+def test_a_bypassed_stage_keeps_the_error_state():
+    from bridge.chain import Chain, StageSlot, UnloadedStage
+    from tests.helpers import SlowConfig, SlowStage
+
+    chain = Chain([StageSlot("slow", UnloadedStage(SlowStage, "model missing: run models fetch"), SlowConfig())])
+    sink = ListSink()
+    engine = Engine(ArraySource(numbered_images(5)), chain, sink)
+    engine.clear_error()  # e.g. after an accepted OSC message
+    assert "model missing" in engine.stats.last_error
+    stats = engine.run()
+    assert stats.frames_out == 5  # the stream goes on through the bypassed slot
+    assert "slow bypassed: model missing" in stats.last_error
