@@ -8,7 +8,7 @@ import pytest
 
 from bridge.errors import ModelMissingError
 from bridge.stages import alpha as alpha_module
-from bridge.stages.alpha import PersonAlphaStage
+from bridge.stages.alpha import PersonAlphaConfig, PersonAlphaStage
 from bridge.stages.passthrough import PassthroughStage
 from tests.osc_support import Daemon
 
@@ -21,6 +21,7 @@ PRESETS = {
     "plain": "stages:\n  - stage: passthrough\n",
 }
 CHANGED = ("threshold", "softness", "feather", "alpha_mode")
+DEFAULTS = PersonAlphaConfig().model_dump()
 
 
 @pytest.fixture
@@ -61,9 +62,9 @@ def test_runtime_only_preset_lands_whole_at_one_frame_and_resets_unset_fields(da
     new = {"threshold": 0.3, "softness": 0.3, "feather": 2.0, "alpha_mode": "premultiplied"}
     for kw in daemon.calls:
         values = {k: kw[1][k] for k in CHANGED}
-        assert values == new or values == {"threshold": 0.5, "softness": 0.15, "feather": 0.0, "alpha_mode": "straight"}, \
+        assert values == new or values == {k: DEFAULTS[k] for k in CHANGED}, \
             f"a frame saw half a preset: {values}"
-    assert after[-1]["refine_radius"] == 6, "a field the preset does not set goes back to its default"
+    assert after[-1]["refine_radius"] == DEFAULTS["refine_radius"], "a field the preset does not set goes back to its default"
     assert {k: after[-1][k] for k in CHANGED} == new
 
 
@@ -75,7 +76,7 @@ def test_invalid_preset_changes_nothing(daemon, name, reason):
     assert message.startswith("/bridge/preset: ")
     daemon.wait_frames(3)
     assert daemon.engine.chain is chain
-    assert all(kw["threshold"] == 0.5 and kw["softness"] == 0.15 for tc, kw in daemon.calls)
+    assert all(kw["threshold"] == DEFAULTS["threshold"] and kw["softness"] == DEFAULTS["softness"] for tc, kw in daemon.calls)
 
 
 def test_preset_that_needs_a_load_swaps_without_a_gap_or_not_at_all(daemon, monkeypatch):

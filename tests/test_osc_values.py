@@ -108,7 +108,7 @@ def test_out_of_range_is_rejected_not_clamped_and_the_stage_keeps_its_value():
     assert replies.sent[1][0] == "error" and "less than or equal to 32" in replies.sent[1][2]
     chain.process(Frame(numbered_images(1, 32, 32)[0], 0, 0.0))
     assert chain.slot("alpha").config.threshold == 0.4 and chain.slot("alpha").runtime["threshold"] == 0.4
-    assert chain.slot("alpha").config.refine_radius == 6
+    assert chain.slot("alpha").config.refine_radius == PersonAlphaConfig.model_fields["refine_radius"].default
     controls.param("alpha", "threshold", (f32(1.0),))  # the end of the range is accepted
     assert replies.sent[-1] == ("ack", "/bridge/alpha/threshold", 1.0)
 

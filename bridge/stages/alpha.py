@@ -3,8 +3,8 @@
 The segmentation model ships inside the ``mediapipe==0.10.21`` wheel (the last
 release with the legacy ``mediapipe.solutions`` API and its ``.tflite`` models; see
 ``shared/notes/platform.md``), so it runs offline on a CPU with nothing to download.
-Refinement (threshold/softness, guided filter, feather, temporal EMA) is in
-:mod:`bridge.matte`.
+Refinement (motion-aware temporal smoothing, fast guided filter, threshold/softness,
+feather) is in :mod:`bridge.matte`; the per-frame order is described there.
 
 Output: ``{"video": THWC float32 RGB in [0,1], "alpha": THW1 float32 in [0,1]}``;
 with ``alpha_mode="premultiplied"`` the RGB is multiplied by alpha (what
@@ -48,23 +48,23 @@ class PersonAlphaConfig(BasePipelineConfig):
         json_schema_extra=ui_field_config(order=1, label="Threshold"),
     )
     softness: float = Field(
-        default=0.15, ge=0.0, le=0.5,
-        description="Half-width of the soft ramp around the threshold (0 = hard edge).",
+        default=0.1, ge=0.0, le=0.5,
+        description="Half-width of the soft ramp around the threshold, applied after refinement (0 = hard edge).",
         json_schema_extra=ui_field_config(order=2, label="Softness"),
     )
     refine: bool = Field(
         default=True,
-        description="Edge-aware refinement guided by the image (guided filter).",
+        description="Edge-aware refinement guided by the image (fast guided filter); off = bilinear upsampling of the mask.",
         json_schema_extra=ui_field_config(order=3, label="Refine edges"),
     )
     refine_radius: int = Field(
-        default=6, ge=1, le=32,
-        description="Guided filter window radius in pixels.",
+        default=1, ge=1, le=32,
+        description="Guided filter window radius in pixels of the refinement grid (the frame shrunk to a long side of at most 160 px), so it scales with the frame.",
         json_schema_extra=ui_field_config(order=4, label="Refine radius"),
     )
     refine_eps: float = Field(
         default=0.001, ge=1e-6, le=0.1,
-        description="Guided filter regularisation (smaller follows image edges more closely).",
+        description="Guided filter regularisation in squared luma units (smaller follows weaker image edges).",
         json_schema_extra=ui_field_config(order=5, label="Refine eps"),
     )
     feather: float = Field(
@@ -73,8 +73,8 @@ class PersonAlphaConfig(BasePipelineConfig):
         json_schema_extra=ui_field_config(order=6, label="Feather"),
     )
     temporal: float = Field(
-        default=0.5, ge=0.0, le=0.95,
-        description="Temporal smoothing against flicker: weight of the previous mask (0 = off).",
+        default=0.8, ge=0.0, le=0.95,
+        description="Temporal smoothing against flicker: weight of the previous mask where the image is still; moving parts follow at once (0 = off).",
         json_schema_extra=ui_field_config(order=7, label="Temporal smoothing"),
     )
     alpha_source: Literal["output", "input"] = Field(
@@ -110,12 +110,19 @@ def load_selfie_segmenter(model: str) -> Any:
 class PersonAlphaStage(Pipeline):
     """Person alpha postprocessor.
 
-    Input: ``video`` (list of (1,H,W,3) in [0,255]); optional ``source_video`` (the
-    daemon's input frames, same layout) used when ``alpha_source="input"``.
-    Output: ``{"video": THWC float32 [0,1], "alpha": THW1 float32 [0,1]}``.
+    Input: ``video`` (list of (1,H,W,3) in [0,255], uint8 or float); optional
+    ``source_video`` (the daemon's input frames, same layout, any size) used when
+    ``alpha_source="input"``; the runtime parameters of :class:`PersonAlphaConfig`.
+    Output: ``{"video": THWC float32 [0,1], "alpha": THW1 float32 [0,1]}`` at the size
+    of ``video``.
+
+    Per frame (see :mod:`bridge.matte`): segment at the working resolution (long side
+    <= 320 px), motion-aware temporal smoothing, fast guided filter up to full size,
+    soft threshold, feather; then straight or premultiplied RGB.
 
     Raises:
         ModelMissingError: at construction, when the MediaPipe model is unavailable.
+        ValueError: from ``__call__`` when ``video`` is missing or not (1,H,W,C) frames.
     """
 
     @classmethod
@@ -126,6 +133,7 @@ class PersonAlphaStage(Pipeline):
         super().__init__(device)
         self._segmenter = load_selfie_segmenter(model)
         self._smoother = matte.TemporalSmoother()
+        self._guided = matte.FastGuidedFilter()
         self._buffers: dict[tuple[str, tuple[int, ...]], np.ndarray] = {}
 
     def reset(self) -> None:
@@ -135,44 +143,90 @@ class PersonAlphaStage(Pipeline):
         key = (name, shape)
         buf = self._buffers.get(key)
         if buf is None:
+            if len(self._buffers) > 32:  # the frame size changed: drop the old buffers
+                self._buffers.clear()
             buf = self._buffers[key] = np.empty(shape, dtype)
         return buf
 
     def segment(self, rgb: np.ndarray) -> np.ndarray:
         """Raw person probability, (H, W) float32 in [0, 1], for one (H, W, 3) uint8 RGB frame."""
-        result = self._segmenter.process(rgb)
+        result = self._segmenter.process(np.ascontiguousarray(rgb))
         mask = result.segmentation_mask
         if mask is None:
             return np.zeros(rgb.shape[:2], np.float32)
         return mask
 
-    def matte(self, rgb: np.ndarray, **params: Any) -> np.ndarray:
-        """Refined alpha, (H, W) float32 in [0, 1], for one (H, W, 3) uint8 RGB frame."""
+    def matte(self, rgb: np.ndarray, out: np.ndarray | None = None, **params: Any) -> np.ndarray:
+        """Refined alpha, (H, W) float32 in [0, 1], for one (H, W, 3) uint8 RGB frame.
+
+        ``params`` are the runtime parameters (missing ones take their defaults); the
+        result is written to ``out`` when given (an (H, W) float32 array).
+        """
         defaults = PersonAlphaConfig.model_fields
         get = lambda name: params.get(name, defaults[name].default)  # noqa: E731
-        shape = rgb.shape[:2]
-        mask = self._smoother.update(self.segment(rgb), float(get("temporal")))
-        alpha = matte.soft_threshold(mask, float(get("threshold")), float(get("softness")), out=self._buf("a", shape))
+        h, w = rgb.shape[:2]
+        factor = matte.work_scale(h, w)
+        small_shape = (max(1, h // factor), max(1, w // factor))
+        rgb = np.ascontiguousarray(rgb)  # no copy unless it is a view (e.g. RGB of an RGBA frame)
+        small = rgb if factor == 1 else matte.downscale(rgb, factor, out=self._buf("small", small_shape + (3,), np.uint8))
+        luma = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY, dst=self._buf("luma", small_shape, np.uint8))
+        guide = np.multiply(luma, np.float32(1.0 / 255.0), out=self._buf("guide", small_shape), dtype=np.float32)
+        prob = self._smoother.update(self.segment(small), float(get("temporal")), guide)
+        threshold, softness, sigma = float(get("threshold")), float(get("softness")), float(get("feather"))
+        if sigma > 0:
+            target = self._buf("refined", (h, w))
+        else:
+            target = out if out is not None else np.empty((h, w), np.float32)
+        hard = softness <= 1e-6
         if get("refine"):
-            luma = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY, dst=self._buf("luma", shape, np.uint8))
-            alpha = matte.guided_refine(alpha, luma, int(get("refine_radius")), float(get("refine_eps")), out=self._buf("r", shape))
-        return matte.feather(alpha, float(get("feather")), out=self._buf("f", shape))
+            # coefficients on the coarser refinement grid, applied to the full-size luma;
+            # the soft threshold's ramp is folded into them (bridge.matte.FastGuidedFilter)
+            coarse = matte.work_scale(h, w, matte.REFINE_MAX_SIDE)
+            coarse_shape = (max(1, h // coarse), max(1, w // coarse))
+            if coarse_shape != small_shape:
+                size = (coarse_shape[1], coarse_shape[0])
+                prob = cv2.resize(prob, size, dst=self._buf("coarse_prob", coarse_shape), interpolation=cv2.INTER_AREA)
+                guide = cv2.resize(guide, size, dst=self._buf("coarse_guide", coarse_shape), interpolation=cv2.INTER_AREA)
+            if coarse == 1:
+                full_luma = None
+            elif factor == 1:
+                full_luma = luma
+            else:
+                full_luma = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY, dst=self._buf("full_luma", (h, w), np.uint8))
+            gain, offset = (1.0, 0.0) if hard else matte.ramp(threshold, softness)
+            alpha = self._guided(prob, guide, full_luma, int(get("refine_radius")), float(get("refine_eps")), gain, offset, out=target)
+            if hard:
+                alpha = matte.soft_threshold(alpha, threshold, 0.0, out=alpha)
+        else:
+            # threshold on the segmentation grid, then a bilinear upsample (a soft edge either way)
+            small_alpha = matte.soft_threshold(prob, threshold, softness, out=self._buf("small_alpha", small_shape))
+            if factor > 1:
+                alpha = cv2.resize(small_alpha, (w, h), dst=target, interpolation=cv2.INTER_LINEAR)
+            else:
+                np.copyto(target, small_alpha)
+                alpha = target
+        if sigma > 0:
+            alpha = matte.feather(alpha, sigma, out=out)
+        return alpha
 
     def __call__(self, **kwargs: Any) -> dict[str, torch.Tensor]:
         video = kwargs.get("video")
         frames = stack_video(video, self.device)
         source = kwargs.get("source_video") if kwargs.get("alpha_source", "output") == "input" else None
         images = video if not source else source
-        alphas = []
-        for t, frame in enumerate(images):
+        t, h, w = frames.shape[:3]
+        alpha = torch.empty((len(images), h, w, 1), dtype=torch.float32)
+        for i, frame in enumerate(images):
             rgb = _to_uint8_rgb(frame[0])
-            if rgb.shape[:2] != tuple(frames.shape[1:3]):
-                rgb = cv2.resize(rgb, (frames.shape[2], frames.shape[1]), interpolation=cv2.INTER_AREA)
-            alphas.append(torch.from_numpy(self.matte(rgb, **kwargs).copy()))
-        alpha = torch.stack(alphas)[..., None].to(self.device)
+            if rgb.shape[:2] != (h, w):
+                rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
+            self.matte(rgb, out=alpha[i, ..., 0].numpy(), **kwargs)
+        alpha = alpha.to(self.device)
         if kwargs.get("alpha_mode", "straight") == "premultiplied":
             frames.mul_(alpha)
-        return {"video": frames.clamp_(0.0, 1.0), "alpha": alpha}
+        if not all(f.dtype == torch.uint8 for f in video):  # float input may stray outside [0, 255]
+            frames.clamp_(0.0, 1.0)
+        return {"video": frames, "alpha": alpha}
 
 
 def _to_uint8_rgb(frame: torch.Tensor) -> np.ndarray:
