@@ -15,6 +15,27 @@ from typing import Any
 BENCHMARKS = ["bridge.bench.alpha", "bridge.bench.engine", "bridge.bench.pose", "bridge.bench.osc", "bridge.bench.avatar", "bridge.bench.ndi"]
 
 
+def parse_sizes(text: str, what: str, minimum: int = 16) -> list[tuple[int, int]]:
+    """``"512x512,1920x1080"`` -> ``[(512, 512), (1920, 1080)]`` (width, height in pixels).
+
+    Raises:
+        ConfigError: an item that is not WxH, or smaller than ``minimum`` pixels a side;
+            the message starts with ``what`` (e.g. "bench engine").
+    """
+    from bridge.errors import ConfigError
+
+    sizes = []
+    for item in text.split(","):
+        try:
+            width, height = (int(v) for v in item.strip().lower().split("x"))
+        except ValueError:
+            raise ConfigError(f"{what}: bad size {item!r}; use WxH, e.g. --sizes 512x512,1280x720") from None
+        if width < minimum or height < minimum:
+            raise ConfigError(f"{what}: size {item!r} is too small; use at least {minimum}x{minimum}")
+        sizes.append((width, height))
+    return sizes
+
+
 def add_commands(sub: Any) -> None:
     """Add ``bench`` and its benchmarks to the CLI's subparsers."""
     bench = sub.add_parser("bench", help="benchmarks (numbers for docs/benchmarks.md)")

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from bridge.bench import parse_sizes
 from bridge.frames import Frame
 from bridge.transports.base import Source
 
@@ -166,33 +167,13 @@ def measure(sizes: list[tuple[int, int]], frames: int, repeats: int, baseline: A
     return results
 
 
-def parse_sizes(text: str) -> list[tuple[int, int]]:
-    """``"512x512,1920x1080"`` -> ``[(512, 512), (1920, 1080)]`` (width, height in pixels).
-
-    Raises:
-        ConfigError: an item that is not WxH with integers >= 16.
-    """
-    from bridge.errors import ConfigError
-
-    sizes = []
-    for item in text.split(","):
-        try:
-            width, height = (int(v) for v in item.strip().lower().split("x"))
-        except ValueError:
-            raise ConfigError(f"bench engine: bad size {item!r}; use WxH, e.g. --sizes 512x512,1920x1080") from None
-        if width < 16 or height < 16:
-            raise ConfigError(f"bench engine: size {item!r} is too small; use at least 16x16")
-        sizes.append((width, height))
-    return sizes
-
-
 def run(args: argparse.Namespace) -> int:
     """``avatar-bridge bench engine``: print the table (or JSON with --json); exit code 0."""
     from bridge.errors import ConfigError
 
     if args.frames < 1 or args.repeats < 1:
         raise ConfigError("bench engine: --frames and --repeats must be at least 1")
-    sizes = parse_sizes(args.sizes) if args.sizes else DEFAULT_SIZES
+    sizes = parse_sizes(args.sizes, "bench engine") if args.sizes else DEFAULT_SIZES
     baseline = load_chain_class(args.baseline_chain) if args.baseline_chain else None
     results = measure(sizes, args.frames, args.repeats, baseline)
     if args.json:

@@ -384,14 +384,12 @@ def add_parser(sub: Any) -> None:
 
 def cmd_bench_ndi(args: argparse.Namespace) -> int:
     """Run every size x sink case and print a table (or JSON)."""
+    from bridge.bench import parse_sizes
     from bridge.cli import UsageError
 
     cases = []
-    for size in args.sizes.split(","):
-        try:
-            width, height = (int(v) for v in size.lower().split("x"))
-        except ValueError:
-            raise UsageError(f"--sizes: {size!r} is not WxH (e.g. 1280x720)") from None
+    for width, height in parse_sizes(args.sizes, "bench ndi"):
+        size = f"{width}x{height}"
         if width < 16 * CODE_BITS or height < 2 * CODE_BAND:
             raise UsageError(f"--sizes: {size} is too small; at least {16 * CODE_BITS}x{2 * CODE_BAND}")
         for sink in args.sinks.split(","):

@@ -16,6 +16,8 @@ from typing import Any
 import cv2
 import torch
 
+from bridge.bench import parse_sizes
+
 
 def measure(sizes: list[tuple[int, int]], frames: int, warmup: int = 5, backend: str = "mediapipe") -> list[dict[str, Any]]:
     """Median/p95 ms per frame of the pose stage at each (width, height), on carphone frames.
@@ -57,29 +59,8 @@ def measure(sizes: list[tuple[int, int]], frames: int, warmup: int = 5, backend:
     return results
 
 
-def parse_sizes(text: str) -> list[tuple[int, int]]:
-    """``"640x480,176x144"`` -> ``[(640, 480), (176, 144)]`` (width, height in pixels).
-
-    Raises:
-        ConfigError: a size that is not WxH with positive integers.
-    """
-    from bridge.errors import ConfigError
-
-    sizes = []
-    for item in text.split(","):
-        parts = item.strip().lower().split("x")
-        try:
-            width, height = (int(v) for v in parts)
-        except ValueError:
-            raise ConfigError(f"bench pose: bad size {item!r}; use WxH, e.g. --sizes 640x480,176x144") from None
-        if width < 16 or height < 16:
-            raise ConfigError(f"bench pose: size {item!r} is too small; use at least 16x16")
-        sizes.append((width, height))
-    return sizes
-
-
 def _run(args: argparse.Namespace) -> int:
-    sizes = parse_sizes(args.sizes)
+    sizes = parse_sizes(args.sizes, "bench pose")
     results = measure(sizes, args.frames, backend=args.backend)  # type: ignore[arg-type]
     if args.json:
         print(json.dumps(results))
