@@ -147,9 +147,11 @@ class Chain:
         self._pending: dict[tuple[str, str], Any] = {}
         self._swaps: list[tuple[str, StageSlot]] = []
         self._reloading: set[str] = set()
-        #: called with (event, detail) for "error", "loading", "loaded"; set by the engine/OSC.
+        #: called with (event, detail) for "error", "loading", "loaded", "recovered" (a frame
+        #: went through every stage again after a stage failed); set by the engine/OSC.
         self.on_event: Callable[[str, str], None] = lambda event, detail: None
         self.last_error: str | None = None
+        self._frame_failed = False
 
     # ----------------------------------------------------------------- construction
     @classmethod
@@ -319,6 +321,7 @@ class Chain:
             except Exception as exc:
                 self.last_error = f"stage {slot.name} failed on frame {frame.index}: {exc}"
                 log.error(self.last_error)
+                self._frame_failed = True
                 self.on_event("error", self.last_error)
                 return _with_image(frame, _rgba_opaque(frame.image))
             out_video = out["video"]
@@ -327,6 +330,9 @@ class Chain:
             extras.update((k, v) for k, v in out.items() if k not in ("video", "alpha"))
             frame.stage_ms[slot.name] = (time.perf_counter() - t0) * 1000.0
         assert out_video is not None
+        if self._frame_failed:  # the stages work again after a failed frame
+            self._frame_failed = False
+            self.on_event("recovered", "")
         return _with_image(frame, to_rgba(out_video[-1], None if alpha is None else alpha[-1]))
 
     def reset(self) -> None:

@@ -347,6 +347,10 @@ class Engine:
     def _on_chain_event(self, event: str, detail: str) -> None:
         if event == "loading":
             self._set_state("loading")
+        elif event == "recovered":
+            self.clear_error()
+            if not self.stats.last_error and not self.chain.loading:
+                self._set_state("live")
         elif event == "loaded":
             self.clear_error()
             self._set_state("error" if self.stats.last_error else "live")

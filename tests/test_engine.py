@@ -94,3 +94,26 @@ def test_a_bypassed_stage_keeps_the_error_state():
     stats = engine.run()
     assert stats.frames_out == 5  # the stream goes on through the bypassed slot
     assert "slow bypassed: model missing" in stats.last_error
+
+
+def test_a_stage_failing_on_some_frames_reports_then_returns_to_live():
+    from tests.helpers import SlowStage
+
+    class Flaky(SlowStage):
+        def __call__(self, **kwargs):
+            self.n = getattr(self, "n", 0) + 1
+            if self.n in (3, 4):
+                raise RuntimeError("bad frame")
+            return super().__call__(**kwargs)
+
+    chain = slow_chain()
+    chain.slots[0].stage = Flaky()
+    states = []
+    sink = ListSink()
+    engine = Engine(ArraySource(numbered_images(10), interval_s=0.01), chain, sink,
+                    on_status=lambda stats: states.append((stats.state, stats.last_error)))
+    stats = engine.run()
+    assert stats.frames_out == 10  # the failed frames went out as the input, opaque
+    assert ("error", "stage slow failed on frame 2: bad frame") in states
+    error_at = states.index(("error", "stage slow failed on frame 2: bad frame"))
+    assert ("live", None) in states[error_at:]  # back to live once frames go through again
