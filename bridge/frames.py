@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 
 @dataclass
@@ -37,3 +38,23 @@ class Frame:
     @property
     def width(self) -> int:
         return int(self.image.shape[1])
+
+
+def to_uint8_rgb(frame: torch.Tensor) -> np.ndarray:
+    """One stage input frame as a C-contiguous (H, W, 3) uint8 RGB numpy array.
+
+    Args:
+        frame: (H, W, C) tensor, C = 3 or 4 (RGBA: alpha is dropped), values in [0, 255],
+            uint8 or float (floats are clamped to [0, 255] and rounded to nearest), on
+            any device.
+
+    Returns:
+        The frame's own memory (no copy) when it is already uint8 RGB on the CPU and
+        C-contiguous; otherwise a new array.
+    """
+    if frame.dtype != torch.uint8:
+        frame = frame.clamp(0, 255).round().to(torch.uint8)
+    array = frame.cpu().numpy()
+    if array.shape[2] > 3:
+        array = array[..., :3]
+    return array if array.flags.c_contiguous else np.ascontiguousarray(array)

@@ -21,6 +21,7 @@ import torch
 from pydantic import Field
 
 from bridge import matte
+from bridge.frames import to_uint8_rgb
 from bridge.errors import ModelMissingError
 from bridge.stages.base import BasePipelineConfig, Pipeline, UsageType, stack_video, ui_field_config
 from bridge.stages.registry import register
@@ -217,7 +218,7 @@ class PersonAlphaStage(Pipeline):
         t, h, w = frames.shape[:3]
         alpha = torch.empty((len(images), h, w, 1), dtype=torch.float32)
         for i, frame in enumerate(images):
-            rgb = _to_uint8_rgb(frame[0])
+            rgb = to_uint8_rgb(frame[0])
             if rgb.shape[:2] != (h, w):
                 rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
             self.matte(rgb, out=alpha[i, ..., 0].numpy(), **kwargs)
@@ -228,10 +229,3 @@ class PersonAlphaStage(Pipeline):
             frames.clamp_(0.0, 1.0)
         return {"video": frames, "alpha": alpha}
 
-
-def _to_uint8_rgb(frame: torch.Tensor) -> np.ndarray:
-    """(H, W, C) tensor in [0, 255] -> (H, W, 3) uint8 numpy, without a copy when already uint8 on CPU."""
-    if frame.dtype != torch.uint8:
-        frame = frame.clamp(0, 255).round().to(torch.uint8)
-    array = frame.cpu().numpy()
-    return array[..., :3] if array.shape[2] > 3 else array

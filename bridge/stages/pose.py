@@ -44,6 +44,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
+from bridge.frames import to_uint8_rgb
 from bridge.errors import ConfigError, ModelMissingError
 from bridge.stages.base import BasePipelineConfig, Pipeline, UsageType, ui_field_config
 from bridge.stages.registry import register
@@ -442,7 +443,7 @@ class PoseStage(Pipeline):
         for t, frame in enumerate(video):
             if tuple(frame.shape[:3]) != (1, height, width):
                 raise ValueError(f"all frames of one call must be (1,{height},{width},C); got {tuple(frame.shape)}")
-            raw = self._backend.detect(_to_uint8_rgb(frame[0]), self._raw)
+            raw = self._backend.detect(to_uint8_rgb(frame[0]), self._raw)
             kp = keypoints[t].numpy()
             keep = raw[:, 2] >= max(min_confidence, 1e-6)
             kp[keep] = raw[keep]
@@ -451,12 +452,3 @@ class PoseStage(Pipeline):
         images = images.to(self.device)
         return {"video": images, "control_video": images, "keypoints": keypoints}
 
-
-def _to_uint8_rgb(frame: torch.Tensor) -> np.ndarray:
-    """(H, W, C) tensor in [0, 255] -> C-contiguous (H, W, 3) uint8 numpy; no copy when already so."""
-    if frame.dtype != torch.uint8:
-        frame = frame.clamp(0, 255).round().to(torch.uint8)
-    array = frame.cpu().numpy()
-    if array.shape[2] > 3:
-        array = array[..., :3]
-    return array if array.flags.c_contiguous else np.ascontiguousarray(array)
