@@ -1,8 +1,7 @@
-"""Person alpha stage: a person matte from MediaPipe selfie segmentation, refined.
+"""Person alpha stage: a person matte from MediaPipe's selfie segmentation model, refined.
 
-The segmentation model ships inside the ``mediapipe==0.10.21`` wheel (the last
-release with the legacy ``mediapipe.solutions`` API and its ``.tflite`` models; see
-``shared/notes/platform.md``), so it runs offline on a CPU with nothing to download.
+The segmentation model ships inside our package and runs on LiteRT
+(:class:`bridge.vision.selfie.SelfieSegmenter`), offline on a CPU with nothing to download.
 Refinement (motion-aware temporal smoothing, fast guided filter, threshold/softness,
 feather) is in :mod:`bridge.matte`; the per-frame order is described there.
 
@@ -25,8 +24,7 @@ from bridge.frames import to_uint8_rgb
 from bridge.errors import ModelMissingError
 from bridge.stages.base import BasePipelineConfig, Pipeline, UsageType, stack_video, ui_field_config
 from bridge.stages.registry import register
-
-MEDIAPIPE_FIX = "pip install 'mediapipe==0.10.21' (the last release whose wheel ships the selfie model)"
+from bridge.vision.selfie import SelfieSegmenter
 
 
 class PersonAlphaConfig(BasePipelineConfig):
@@ -34,7 +32,7 @@ class PersonAlphaConfig(BasePipelineConfig):
 
     pipeline_id = "person-alpha"
     pipeline_name = "Person Alpha"
-    pipeline_description = "Person matte from MediaPipe selfie segmentation, refined along image edges; outputs RGBA."
+    pipeline_description = "Person matte from MediaPipe's selfie segmentation model on LiteRT, refined along image edges; outputs RGBA."
     usage = [UsageType.POSTPROCESSOR]
     osc_name = "alpha"
 
@@ -42,6 +40,11 @@ class PersonAlphaConfig(BasePipelineConfig):
         default="landscape",
         description="Selfie model: landscape (144x256, faster) or general (256x256).",
         json_schema_extra=ui_field_config(order=0, label="Model", is_load_param=True),
+    )
+    threads: int = Field(
+        default=1, ge=1, le=8,
+        description="CPU threads of the segmentation model (LiteRT/XNNPACK).",
+        json_schema_extra=ui_field_config(order=10, label="Threads", is_load_param=True),
     )
     threshold: float = Field(
         default=0.5, ge=0.0, le=1.0,
@@ -90,21 +93,17 @@ class PersonAlphaConfig(BasePipelineConfig):
     )
 
 
-def load_selfie_segmenter(model: str) -> Any:
-    """A ``mediapipe.solutions.selfie_segmentation.SelfieSegmentation`` for ``model``.
+def load_selfie_segmenter(model: str, threads: int = 1) -> SelfieSegmenter:
+    """The LiteRT selfie segmenter for ``model`` ("landscape" or "general") on ``threads`` threads.
 
     Raises:
-        ModelMissingError: mediapipe is missing or is a release without the bundled
-            selfie model (>= 0.10.30); the message names the fix.
+        ModelMissingError: LiteRT or the bundled model is missing, or ``model`` is unknown;
+            the message names the fix.
     """
     try:
-        from mediapipe.python.solutions import selfie_segmentation
-    except Exception as exc:  # ImportError, or a mediapipe without the legacy solutions
-        raise ModelMissingError(f"person-alpha: the selfie segmentation model is missing ({exc.__class__.__name__}); {MEDIAPIPE_FIX}") from None
-    try:
-        return selfie_segmentation.SelfieSegmentation(model_selection=1 if model == "landscape" else 0)
-    except Exception as exc:
-        raise ModelMissingError(f"person-alpha: could not load the selfie model ({exc}); {MEDIAPIPE_FIX}") from None
+        return SelfieSegmenter(model, num_threads=threads)
+    except ValueError as exc:
+        raise ModelMissingError(f"person-alpha: {exc}") from None
 
 
 @register
@@ -122,7 +121,7 @@ class PersonAlphaStage(Pipeline):
     soft threshold, feather; then straight or premultiplied RGB.
 
     Raises:
-        ModelMissingError: at construction, when the MediaPipe model is unavailable.
+        ModelMissingError: at construction, when LiteRT or the bundled model is unavailable.
         ValueError: from ``__call__`` when ``video`` is missing or not (1,H,W,C) frames.
     """
 
@@ -130,9 +129,10 @@ class PersonAlphaStage(Pipeline):
     def get_config_class(cls) -> type[BasePipelineConfig]:
         return PersonAlphaConfig
 
-    def __init__(self, device: torch.device | str | None = None, model: str = "landscape", **kwargs: Any) -> None:
+    def __init__(self, device: torch.device | str | None = None, model: str = "landscape", threads: int = 1, **kwargs: Any) -> None:
         super().__init__(device)
-        self._segmenter = load_selfie_segmenter(model)
+        # one argument when it is the default: the loader keeps its old one-argument call
+        self._segmenter = load_selfie_segmenter(model) if threads == 1 else load_selfie_segmenter(model, threads)
         self._smoother = matte.TemporalSmoother()
         self._guided = matte.FastGuidedFilter()
         self._buffers: dict[tuple[str, tuple[int, ...]], np.ndarray] = {}
@@ -151,11 +151,7 @@ class PersonAlphaStage(Pipeline):
 
     def segment(self, rgb: np.ndarray) -> np.ndarray:
         """Raw person probability, (H, W) float32 in [0, 1], for one (H, W, 3) uint8 RGB frame."""
-        result = self._segmenter.process(np.ascontiguousarray(rgb))
-        mask = result.segmentation_mask
-        if mask is None:
-            return np.zeros(rgb.shape[:2], np.float32)
-        return mask
+        return self._segmenter(np.ascontiguousarray(rgb))
 
     def matte(self, rgb: np.ndarray, out: np.ndarray | None = None, **params: Any) -> np.ndarray:
         """Refined alpha, (H, W) float32 in [0, 1], for one (H, W, 3) uint8 RGB frame.
