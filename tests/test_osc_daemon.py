@@ -27,7 +27,7 @@ from tests.osc_support import ReplyListener, free_udp_port, osc_args
 ROOT = Path(__file__).resolve().parent.parent
 
 needs_liblo = pytest.mark.skipif(not (shutil.which("oscsend") and shutil.which("oscdump")),
-                                 reason="liblo-tools missing: apt-get install liblo-tools (.ci/run installs it)")
+                                 reason="liblo's oscsend/oscdump missing: run 'sudo apt-get install liblo-tools' (Debian/Ubuntu; scripts/test.sh does it when run as root) or 'brew install liblo' (macOS)")
 
 
 class OscDump:
