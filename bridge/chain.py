@@ -24,8 +24,8 @@ import torch
 from pydantic import ValidationError
 
 from bridge.errors import BridgeError, ConfigError
-from bridge.frames import Frame
-from bridge.stages.base import BasePipelineConfig, Pipeline, Requirements, UsageType, stack_video
+from bridge.frames import Frame, compose_rgba
+from bridge.stages.base import BasePipelineConfig, Pipeline, Requirements, UsageType, stack_video, uint8_video
 from bridge.stages.registry import get_stage
 
 log = logging.getLogger("bridge.chain")
@@ -107,7 +107,9 @@ class UnloadedStage(Pipeline):
 
     def __call__(self, **kwargs: Any) -> dict[str, torch.Tensor]:
         video = kwargs.get("source_video") if self._main and kwargs.get("source_video") else kwargs.get("video")
-        return {"video": stack_video(video[-1:] if video else video)}
+        video = video[-1:] if video else video
+        kept = uint8_video(video, kwargs.get("keep_uint8", False))
+        return {"video": kept if kept is not None else stack_video(video)}
 
 
 def build_or_bypass(config: BasePipelineConfig, stage_cls: type[Pipeline], device: str | torch.device | None) -> tuple[Pipeline, str | None]:
@@ -152,6 +154,7 @@ class Chain:
         self.on_event: Callable[[str, str], None] = lambda event, detail: None
         self.last_error: str | None = None
         self._frame_failed = False
+        self._apply_lock = threading.RLock()
 
     # ----------------------------------------------------------------- construction
     @classmethod
@@ -264,36 +267,49 @@ class Chain:
         with self._lock:
             return bool(self._reloading)
 
-    def _apply_pending(self) -> None:
+    def _apply_pending(self, name: str | None = None) -> None:
+        """Apply queued swaps and runtime values: those of stage ``name``, or all (None).
+
+        Called at a frame boundary of that stage (by the thread that runs it), so a
+        stage never changes in the middle of a frame.
+        """
         with self._lock:
-            swaps, self._swaps = self._swaps, []
-            pending, self._pending = self._pending, {}
-        for name, new_slot in swaps:
-            for i, slot in enumerate(self.slots):
-                if slot.name == name:
-                    # keep runtime values set while the new stage was loading
-                    runtime = {p: getattr(slot.config, p) for p in type(slot.config).runtime_fields()}
-                    new_slot.config = validate_params(type(new_slot.config), runtime, base=new_slot.config)
-                    new_slot.runtime = new_slot.config.runtime_params()
-                    self.slots[i] = new_slot
-            with self._lock:
-                self._reloading.discard(name)
-            self.on_event("loaded", name)
-        if pending:
-            touched: dict[str, StageSlot] = {}
-            for (name, param), value in pending.items():
-                slot = self.slot(name)
-                setattr(slot.config, param, value)
-                touched[slot.name] = slot
-            for slot in touched.values():
-                slot.runtime = slot.config.runtime_params()
+            if not self._swaps and not self._pending:
+                return
+            swaps = [s for s in self._swaps if name is None or s[0] == name]
+            self._swaps = [s for s in self._swaps if not (name is None or s[0] == name)]
+            pending = {k: v for k, v in self._pending.items() if name is None or k[0] == name}
+            for key in pending:
+                del self._pending[key]
+        with self._apply_lock:
+            for slot_name, new_slot in swaps:
+                for i, slot in enumerate(self.slots):
+                    if slot.name == slot_name:
+                        # keep runtime values set while the new stage was loading
+                        runtime = {p: getattr(slot.config, p) for p in type(slot.config).runtime_fields()}
+                        new_slot.config = validate_params(type(new_slot.config), runtime, base=new_slot.config)
+                        new_slot.runtime = new_slot.config.runtime_params()
+                        self.slots[i] = new_slot
+                with self._lock:
+                    self._reloading.discard(slot_name)
+                self.on_event("loaded", slot_name)
+            if pending:
+                touched: dict[str, StageSlot] = {}
+                for (slot_name, param), value in pending.items():
+                    slot = self.slot(slot_name)
+                    setattr(slot.config, param, value)
+                    touched[slot.name] = slot
+                for slot in touched.values():
+                    slot.runtime = slot.config.runtime_params()
 
     # ----------------------------------------------------------------- per frame
     def process(self, frame: Frame) -> Frame:
-        """Run the chain on ``frame`` ((H, W, 3) uint8) and return an RGBA frame.
+        """Run the chain on ``frame`` ((H, W, 3) uint8) on this thread; return an RGBA frame.
 
-        Every stage gets ``video`` (the previous stage's output, or the source frame),
-        ``source_video`` (the source frame, [(1,H,W,3) uint8]) and any extra keys that
+        The synchronous form of what the engine's assembly line does (:meth:`begin`,
+        :meth:`run_stage` for each stage, :meth:`finish`, :meth:`account`): every stage
+        gets ``video`` (the previous stage's output, or the source frame), ``source_video``
+        (the source frame, [(1,H,W,3) uint8]), ``keep_uint8=True``, any extra keys that
         earlier stages returned besides ``video``/``alpha`` (e.g. the pose stage's
         ``control_video``), plus its runtime parameters.
 
@@ -301,39 +317,80 @@ class Chain:
         with opaque alpha, ``last_error`` and ``on_event("error", ...)`` report it.
         """
         self._apply_pending()
-        src = torch.from_numpy(frame.image)[None]
-        if self.bypass or not self.slots:
-            return _with_image(frame, _rgba_opaque(frame.image))
-        video: list[torch.Tensor] = [src]
-        alpha: torch.Tensor | None = None
-        out_video: torch.Tensor | None = None
-        extras: dict[str, Any] = {}
-        for slot in self.slots:
-            t0 = time.perf_counter()
-            if out_video is not None:  # the previous stage's output, back in [0, 255], as this one's input
-                video = [out_video[-1:].mul(255.0)]
-            slot.history.append(video[-1])
+        job = self.begin(frame)
+        for i in range(len(self.slots)):
+            self.run_stage(i, job)
+        out = self.finish(job)
+        self.account(job)
+        return out
+
+    def begin(self, frame: Frame, seq: int = 0) -> Job:
+        """A :class:`Job` for ``frame`` ((H, W, 3) uint8), bypassed if the chain is bypassed now."""
+        return Job(frame, torch.from_numpy(frame.image)[None], seq, bypass=self.bypass or not self.slots)
+
+    def run_stage(self, index: int, job: Job) -> None:
+        """Run stage ``index`` on ``job`` (in place). Thread-safe across stages; a stage
+        whose config has ``max_workers > 1`` may be run on several frames at once.
+
+        Queued parameters and swaps of this stage are applied first. A bypassed or
+        already failed job passes untouched. A stage that raises marks the job failed and
+        reports ``on_event("error", line)``; it never raises.
+        """
+        slot = self.slots[index]
+        self._apply_pending(slot.name)
+        slot = self.slots[index]  # a swap may have replaced it
+        if job.bypass or job.failed:
+            return
+        t0 = time.perf_counter()
+        current = job.src if job.video is None else stage_input(job.video)
+        if slot.history.maxlen > 1:  # a stage that needs several frames: one worker, frames in order
+            slot.history.append(current)
             inputs = list(slot.history)
             while len(inputs) < slot.history.maxlen:
                 inputs.insert(0, inputs[0])
-            try:
-                out = slot.stage(video=inputs, source_video=[src], **extras, **slot.runtime)
-            except Exception as exc:
-                self.last_error = f"stage {slot.name} failed on frame {frame.index}: {exc}"
-                log.error(self.last_error)
-                self._frame_failed = True
-                self.on_event("error", self.last_error)
-                return _with_image(frame, _rgba_opaque(frame.image))
-            out_video = out["video"]
-            if "alpha" in out:
-                alpha = out["alpha"]
-            extras.update((k, v) for k, v in out.items() if k not in ("video", "alpha"))
-            frame.stage_ms[slot.name] = (time.perf_counter() - t0) * 1000.0
-        assert out_video is not None
-        if self._frame_failed:  # the stages work again after a failed frame
+        else:
+            inputs = [current]
+        try:
+            out = slot.stage(video=inputs, source_video=[job.src], keep_uint8=True, **job.extras, **slot.runtime)
+            video = out["video"]
+        except Exception as exc:
+            job.failed = True
+            self.last_error = f"stage {slot.name} failed on frame {job.frame.index}: {exc}"
+            log.error(self.last_error)
+            self.on_event("error", self.last_error)
+            return
+        job.video = video
+        if "alpha" in out:
+            job.alpha = out["alpha"]
+        job.extras.update((k, v) for k, v in out.items() if k not in ("video", "alpha"))
+        job.frame.stage_ms[slot.name] = (time.perf_counter() - t0) * 1000.0
+
+    def finish(self, job: Job) -> Frame:
+        """The RGBA frame of a job that went through every stage (thread-safe; any order):
+        the last stage's output (see :func:`to_rgba`), or the input with opaque alpha for a
+        bypassed or failed job."""
+        if job.bypass or job.failed or job.video is None:
+            return _with_image(job.frame, _rgba_opaque(job.frame.image))
+        return _with_image(job.frame, to_rgba(job.video[-1], None if job.alpha is None else job.alpha[-1]))
+
+    def account(self, job: Job) -> None:
+        """Book a finished job, called in frame order: the first frame through every stage
+        after a failed one reports ``on_event("recovered", "")``."""
+        if job.bypass:
+            return
+        if job.failed:
+            self._frame_failed = True
+        elif self._frame_failed:  # the stages work again after a failed frame
             self._frame_failed = False
             self.on_event("recovered", "")
-        return _with_image(frame, to_rgba(out_video[-1], None if alpha is None else alpha[-1]))
+
+    def workers(self, index: int) -> int:
+        """How many frames stage ``index`` may work on at once: its config's ``max_workers``,
+        or 1 for a stage that needs several input frames (``prepare().input_size > 1``)."""
+        slot = self.slots[index]
+        if slot.history.maxlen > 1:
+            return 1
+        return max(1, int(type(slot.config).max_workers))
 
     def reset(self) -> None:
         """Forget every stage's temporal state (a new stream or a restarted source)."""
@@ -342,25 +399,78 @@ class Chain:
             slot.stage.reset()
 
 
-def to_rgba(video: torch.Tensor, alpha: torch.Tensor | None) -> np.ndarray:
-    """(H, W, C) float32 [0,1] RGB and optional (H, W, 1) alpha -> a new (H, W, 4) uint8 RGBA array.
+@dataclass
+class Job:
+    """One frame on its way through the stages (the unit the assembly line hands on).
 
-    Missing alpha is opaque (255). Rounds to nearest; values above 1 saturate at 255.
-    On the CPU each plane is converted in one OpenCV pass (``cv2.convertScaleAbs``,
-    about 4x faster at 1920x1080 than the equivalent torch expression with a strided
-    write); a tensor on another device is scaled there and crosses as uint8.
+    Attributes:
+        frame: the source frame; its ``stage_ms`` is filled in as stages run.
+        src: the source pixels as (1, H, W, 3) uint8 (no copy of ``frame.image``).
+        seq: position in the stream (the engine's hand-offs keep this order).
+        bypass: the chain was bypassed when the frame entered: it goes out as the input.
+        video: the last stage's output (T, H, W, C): uint8 in [0, 255] or float32 in [0, 1].
+        alpha: the last matte a stage returned, (T, H, W, 1) uint8 or float32 [0, 1].
+        extras: other outputs of earlier stages, given to later ones (e.g. ``control_video``).
+        failed: a stage raised on this frame: it goes out as the input with opaque alpha.
     """
-    h, w = video.shape[:2]
-    rgba = np.empty((h, w, 4), np.uint8)
-    code = cv2.COLOR_GRAY2RGBA if video.shape[2] == 1 else cv2.COLOR_RGB2RGBA
-    cv2.cvtColor(_plane_to_uint8(video[..., :3]), code, dst=rgba)  # alpha 255
-    if alpha is not None:
-        cv2.insertChannel(_plane_to_uint8(alpha[..., 0]), rgba, 3)
+
+    frame: Frame
+    src: torch.Tensor
+    seq: int = 0
+    bypass: bool = False
+    video: torch.Tensor | None = None
+    alpha: torch.Tensor | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+    failed: bool = False
+
+
+def stage_input(video: torch.Tensor) -> torch.Tensor:
+    """A stage's output (T, H, W, C) as the next stage's input frame (1, H, W, C) in [0, 255].
+
+    uint8 output is handed on as it is (no copy, no round trip); float32 [0, 1] output
+    is scaled back to [0, 255] float32 (Scope's contract between stages).
+    """
+    last = video[-1:]
+    return last if last.dtype == torch.uint8 else last.mul(255.0)
+
+
+def to_rgba(video: torch.Tensor, alpha: torch.Tensor | None) -> np.ndarray:
+    """One output frame -> (H, W, 4) uint8 RGBA numpy array for the sink.
+
+    Args:
+        video: (H, W, C), C = 1, 3 or 4: uint8 in [0, 255] or float in [0, 1]. A uint8
+            4-channel frame is a finished RGBA frame (straight or premultiplied, as the
+            stage that made it was told) and is returned as it is, ``alpha`` ignored.
+        alpha: optional (H, W, 1) matte, uint8 in [0, 255] or float in [0, 1]; missing
+            alpha is opaque (255). Colour is not premultiplied here: a stage returns
+            premultiplied colour itself when told to.
+
+    Returns:
+        The memory of a uint8 4-channel CPU ``video`` (no copy) when C-contiguous; else a
+        new array. Floats round to nearest and saturate at 0 and 255. On the CPU each plane
+        is converted in one OpenCV pass (``cv2.convertScaleAbs``, about 4x faster at
+        1920x1080 than the equivalent torch expression with a strided write) and uint8
+        planes are not converted at all; a tensor on another device is scaled there and
+        crosses as uint8.
+    """
+    if video.dtype == torch.uint8 and video.shape[2] == 4:
+        return _plane_to_uint8(video)
+    matte = None if alpha is None else _plane_to_uint8(alpha[..., 0])
+    if video.shape[2] != 1:
+        return compose_rgba(_plane_to_uint8(video[..., :3]), matte)
+    rgba = np.empty((video.shape[0], video.shape[1], 4), np.uint8)
+    cv2.cvtColor(_plane_to_uint8(video), cv2.COLOR_GRAY2RGBA, dst=rgba)  # alpha 255
+    if matte is not None:
+        cv2.insertChannel(matte, rgba, 3)
     return rgba
 
 
 def _plane_to_uint8(values: torch.Tensor) -> np.ndarray:
-    """(H, W[, C]) tensor in [0, 1] -> contiguous uint8 numpy array of value * 255, rounded."""
+    """(H, W[, C]) tensor, uint8 [0, 255] or float [0, 1] -> contiguous uint8 numpy array
+    (float: value * 255, rounded; uint8 on the CPU: its own memory when contiguous)."""
+    if values.dtype == torch.uint8:
+        array = values.detach().cpu().numpy()
+        return array if array.flags.c_contiguous else np.ascontiguousarray(array)
     if values.device.type != "cpu":
         return values.mul(255.0).add_(0.5).clamp_(0.0, 255.0).to(torch.uint8).cpu().numpy()
     values = values.detach()

@@ -1,12 +1,46 @@
-"""The engine: source -> chain of stages -> sink, each on its own thread.
+"""The engine: source -> stages -> sink, as an assembly line of threads.
 
-Hand-off between threads:
+Threads (each named, see :meth:`Engine.start`):
 
-* live sources (camera, Spout, NDI) and live sinks use :class:`LatestSlot`: a slot of
-  one frame where a new frame replaces an unread one (latest frame wins); each
-  replaced frame is counted as dropped. Nothing queues up, so latency stays bounded.
-* file sources use a small bounded queue with back-pressure (:class:`BlockingHandoff`):
-  the reader waits for the stages, so a file in gives exactly its frames out, in order.
+* ``bridge-source`` reads the source;
+* one worker per stage, ``bridge-stage-<name>`` (``-<n>`` when a stage has several):
+  pose of frame N+1, diffusion of N and alpha of N-1 run at the same time, so
+  throughput is set by the slowest stage, not by the sum of all stages. A stage runs
+  frames one at a time and in order on its one worker, unless its config sets
+  ``max_workers > 1`` (stateless, thread-safe stages only; see
+  :class:`bridge.stages.base.BasePipelineConfig`); the inference runtimes release the
+  GIL, so CPU stages really do run side by side;
+* ``bridge-sink`` writes the sink.
+
+Hand-offs:
+
+* source -> first stage: live sources (camera, Spout, NDI) use :class:`LatestSlot`, a
+  slot of one frame where a new frame replaces an unread one (latest frame wins; each
+  replaced frame is counted as dropped), so nothing queues up; file sources use a small
+  bounded queue with back-pressure (:class:`BlockingHandoff`): the reader waits for
+  the stages, so a file in gives exactly its frames out, in order.
+* stage -> stage: a FIFO with one place per worker of the stage before it. A worker
+  takes a new frame only once its previous result has been taken by the next stage, so
+  no stage works ahead of the line and a live frame is picked up as late as possible.
+  Results of a stage with several workers are put back in frame order before they move
+  on (:class:`_Reorder`), so the order of frames is kept and every frame is processed
+  once by each stage.
+* last stage -> sink: like source -> first stage (latest wins for live sources or
+  sinks, back-pressure for files).
+
+Latency: a frame spends its own time in each stage plus, in a steady stream, a wait of
+at most one frame of the next stage at each of the S-1 boundaries between S stages,
+and the chain's last-stage-to-sink hand-off as before. With stages of 20/30/10 ms the
+line delivers a frame every 30 ms (serial: 60 ms) and a frame is about 60-90 ms old
+when it reaches the sink: the latency grows by at most S-1 frame intervals of the
+slowest stage (two frames for pose -> avatar -> alpha) over the serial chain.
+
+Live parameter updates, bypass, background reloads, stage errors and ``recovered``
+events work as in :meth:`bridge.chain.Chain.process` (see :mod:`bridge.chain`): each
+stage applies its own queued changes at its own frame boundary; a bypass or a failure
+travels with the frame. ``Engine(..., pipelined=False)`` runs the whole chain on one
+thread (:meth:`Chain.process`), as before the assembly line; the benchmark compares
+the two.
 
 A live source that disappears (``SourceLost``) is reported and reopened with back-off;
 the daemon does not die. Stats: fps, per-stage ms, end-to-end latency (capture to
@@ -99,6 +133,60 @@ class BlockingHandoff:
         return self._queue.get(timeout=timeout)
 
 
+class _Reorder:
+    """Puts results back in frame order: ``deliver(seq, item)`` from any worker; items
+    go to ``emit`` (called under a lock, one at a time) in ``seq`` order 0, 1, 2, ..."""
+
+    def __init__(self, emit: Callable[[Any], None]) -> None:
+        self._emit = emit
+        self._lock = threading.Lock()
+        self._waiting: dict[int, Any] = {}
+        self._next = 0
+
+    def deliver(self, seq: int, item: Any) -> None:
+        with self._lock:
+            self._waiting[seq] = item
+            while self._next in self._waiting:
+                self._emit(self._waiting.pop(self._next))
+                self._next += 1
+
+    def flush(self) -> None:
+        """Emit what is still waiting (after a worker died mid-frame), in order."""
+        with self._lock:
+            for seq in sorted(self._waiting):
+                self._emit(self._waiting.pop(seq))
+
+
+class _Station:
+    """One stage's place on the assembly line: its workers, its inbox and its output.
+
+    ``index``: the chain slot it runs, or None for the whole chain on one worker
+    (``pipelined=False``). ``inbox`` is the FIFO the previous station fills (None for
+    the first station, which reads the engine's input hand-off); ``room`` counts the
+    free places in it (one per worker of the previous station).
+    """
+
+    def __init__(self, index: int | None, name: str, workers: int, first: bool, last: bool) -> None:
+        self.index, self.name, self.workers, self.first, self.last = index, name, workers, first, last
+        self.inbox: queue.Queue | None = None if first else queue.Queue()
+        self.room: threading.Semaphore | None = None
+        self.next: _Station | None = None
+        self.output: _Reorder | None = None
+        self.take_lock = threading.Lock()
+        self.seq = 0
+        self.ended = False
+        self.alive = workers
+        self.alive_lock = threading.Lock()
+
+
+@dataclass
+class _Whole:
+    """A frame for the one-thread chain (``pipelined=False``) with its place in the stream."""
+
+    frame: Frame
+    seq: int
+
+
 @dataclass
 class Stats:
     """Live numbers of a running engine (read from any thread; written by the engine).
@@ -145,7 +233,7 @@ def _ema(old: float, new: float, first: bool, k: float = 0.1) -> float:
 
 
 class Engine:
-    """Runs ``source -> chain -> sink`` on three threads.
+    """Runs ``source -> chain -> sink``: a source thread, the stages' workers, a sink thread.
 
     Args:
         source: a not-yet-open :class:`Source` (opened on the source thread).
@@ -155,6 +243,8 @@ class Engine:
         loop: replay a file source from the start when it ends (rehearsal, soak runs).
         retry_s: first wait before reopening a lost live source; doubles up to 5 s.
         on_status: called with the :class:`Stats` after state changes and errors.
+        pipelined: run the stages as an assembly line, one worker (or ``max_workers``)
+            per stage (default); False runs the whole chain on one thread.
 
     ``run()`` blocks until the stream ends or :meth:`stop` is called and returns the
     stats; ``start()``/``stop()``/``join()`` run it in the background.
@@ -170,9 +260,11 @@ class Engine:
         loop: bool = False,
         retry_s: float = 0.25,
         on_status: Callable[[Stats], None] | None = None,
+        pipelined: bool = True,
     ) -> None:
         self.source, self.chain, self.sink = source, chain, sink
         self.max_frames, self.loop, self.retry_s = max_frames, loop, retry_s
+        self.pipelined = pipelined
         self.on_status = on_status or (lambda stats: None)
         self.stats = Stats()
         self._stop = threading.Event()
@@ -187,12 +279,33 @@ class Engine:
 
     # ---------------------------------------------------------------- control
     def start(self) -> None:
-        """Start the three threads and return at once."""
+        """Start the source, stage and sink threads and return at once."""
         self._set_state("loading" if self.chain.loading else ("error" if self.stats.last_error else "starting"))
-        for name, target in (("source", self._source_loop), ("stages", self._stage_loop), ("sink", self._sink_loop)):
-            thread = threading.Thread(target=self._guard(target), name=f"bridge-{name}", daemon=True)
+        targets: list[tuple[str, Callable[[], None]]] = [("bridge-source", self._source_loop)]
+        for station in self._stations():
+            for n in range(station.workers):
+                name = f"bridge-stage-{station.name}" + (f"-{n + 1}" if station.workers > 1 else "")
+                targets.append((name, lambda st=station: self._station_loop(st)))
+        targets.append(("bridge-sink", self._sink_loop))
+        for name, target in targets:
+            thread = threading.Thread(target=self._guard(target), name=name, daemon=True)
             self._threads.append(thread)
+        for thread in self._threads:
             thread.start()
+
+    def _stations(self) -> list[_Station]:
+        """The assembly line: one station per stage (or one for the whole chain), linked."""
+        slots = self.chain.slots if self.pipelined else []
+        if slots:
+            stations = [_Station(i, slot.name, self.chain.workers(i), i == 0, i == len(slots) - 1) for i, slot in enumerate(slots)]
+        else:
+            stations = [_Station(None, "chain", 1, True, True)]
+        for station, following in zip(stations, stations[1:]):
+            station.next = following
+            following.room = threading.Semaphore(station.workers)
+            station.output = _Reorder(following.inbox.put)  # type: ignore[union-attr]
+        stations[-1].output = _Reorder(self._emit)
+        return stations
 
     def stop(self) -> None:
         """Ask every thread to finish (the sink is closed); returns at once."""
@@ -217,6 +330,10 @@ class Engine:
         except KeyboardInterrupt:
             self.stop()
         return self.join()
+
+    @property
+    def _source_thread(self) -> threading.Thread:
+        return self._threads[0]
 
     @property
     def running(self) -> bool:
@@ -279,24 +396,85 @@ class Engine:
             src.close()
             self._in.put(_EOS)
 
-    def _stage_loop(self) -> None:
-        first = True
-        while True:
-            try:
-                item = self._in.get(timeout=0.1)
-            except queue.Empty:
-                if self._stop.is_set() and not self.source.live and not self._threads[0].is_alive():
+    def _station_loop(self, station: _Station) -> None:
+        """One worker of ``station``: take a frame, run the stage, hand the result on in order."""
+        try:
+            while True:
+                if not self._wait_for_room(station):
                     break
+                job = self._take(station)
+                if job is _EOS:
+                    self._give_back_room(station)
+                    break
+                assert station.output is not None
+                if station.index is None:  # the whole chain on this thread
+                    station.output.deliver(job.seq, (job, self.chain.process(job.frame)))
+                    continue
+                self.chain.run_stage(station.index, job)
+                station.output.deliver(job.seq, (job, self.chain.finish(job)) if station.last else job)
+        finally:
+            with station.alive_lock:
+                station.alive -= 1
+                last_worker = station.alive == 0
+            if last_worker:  # everything taken has been delivered: the end follows it
+                assert station.output is not None
+                station.output.flush()
+                if station.next is not None:
+                    station.next.inbox.put(_EOS)  # type: ignore[union-attr]
+                else:
+                    self._out.put(_EOS)
+
+    def _wait_for_room(self, station: _Station) -> bool:
+        """Wait for a free place in the next station's inbox (False: a fatal error stopped the engine)."""
+        following = station.next
+        if following is None or following.room is None:
+            return True
+        while not following.room.acquire(timeout=0.1):
+            if self._fatal is not None:
+                return False
+        return True
+
+    def _give_back_room(self, station: _Station) -> None:
+        if station.next is not None and station.next.room is not None:
+            station.next.room.release()
+
+    def _take(self, station: _Station) -> Any:
+        """The next job for ``station`` (in frame order), or ``_EOS`` at the end of the stream."""
+        while True:
+            if station.ended or self._fatal is not None:
+                return _EOS
+            if station.first:
+                with station.take_lock:
+                    try:
+                        item = self._in.get(timeout=0.1)
+                    except queue.Empty:
+                        if self._stop.is_set() and not self._source_thread.is_alive():
+                            station.ended = True
+                        continue
+                    if item is _EOS:
+                        station.ended = True
+                        return _EOS
+                    job = self.chain.begin(item, station.seq) if station.index is not None else _Whole(item, station.seq)
+                    station.seq += 1
+                    return job
+            try:
+                item = station.inbox.get(timeout=0.1)  # type: ignore[union-attr]
+            except queue.Empty:
                 continue
             if item is _EOS:
-                break
-            out = self.chain.process(item)
-            for name, ms in out.stage_ms.items():
-                self.stats.stage_ms[name] = _ema(self.stats.stage_ms.get(name, 0.0), ms, first)
-            first = False
-            self.stats.dropped = self._in.dropped + self._out.dropped
-            self._out.put(out)
-        self._out.put(_EOS)
+                station.ended = True
+                station.inbox.put(_EOS)  # type: ignore[union-attr]  # for the other workers
+                return _EOS
+            assert station.room is not None
+            station.room.release()
+            return item
+
+    def _emit(self, item: tuple[Any, Frame]) -> None:
+        """The last station's results, in frame order: book them and hand them to the sink."""
+        job, frame = item
+        if not isinstance(job, _Whole):
+            self.chain.account(job)
+        self._out.put(frame)
 
     def _sink_loop(self) -> None:
         opened = False
@@ -318,6 +496,9 @@ class Engine:
                     self.sink.open(StreamInfo(frame.width, frame.height, fps, audio, frame.pts or 0.0))
                     opened = True
                 self.sink.write(frame)
+                for name, ms in frame.stage_ms.items():
+                    self.stats.stage_ms[name] = _ema(self.stats.stage_ms.get(name, 0.0), ms, self.stats.frames_out == 0)
+                self.stats.dropped = self._in.dropped + self._out.dropped
                 now = time.perf_counter()
                 self.stats.latency_ms = _ema(self.stats.latency_ms, (now - frame.t_capture) * 1000.0, self.stats.frames_out == 0)
                 self.stats.frames_out += 1

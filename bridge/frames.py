@@ -1,13 +1,15 @@
 """The frame that travels through the engine.
 
 Pixels stay numpy uint8 HWC from the source to the sink; stages see them as torch
-tensors (zero-copy ``torch.from_numpy``). Times are ``time.perf_counter()`` seconds.
+tensors (zero-copy ``torch.from_numpy``) and, in the daemon, hand uint8 on where they do
+not change pixels (see :mod:`bridge.stages.base`). Times are ``time.perf_counter()`` seconds.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 import torch
 
@@ -58,3 +60,30 @@ def to_uint8_rgb(frame: torch.Tensor) -> np.ndarray:
     if array.shape[2] > 3:
         array = array[..., :3]
     return array if array.flags.c_contiguous else np.ascontiguousarray(array)
+
+
+def compose_rgba(rgb: np.ndarray, alpha: np.ndarray | None = None, premultiplied: bool = False,
+                 out: np.ndarray | None = None) -> np.ndarray:
+    """An (H, W, 4) uint8 RGBA frame from uint8 RGB and an optional uint8 matte, in OpenCV passes.
+
+    Args:
+        rgb: (H, W, 3) uint8 RGB (straight colour).
+        alpha: (H, W) or (H, W, 1) uint8 matte, 255 = opaque; None = opaque.
+        premultiplied: multiply the colour by alpha (``cv2.COLOR_RGBA2mRGBA``:
+            ``(c * a + 127) // 255``, within 1 level of the float product rounded).
+        out: an (H, W, 4) uint8 C-contiguous array to write into (a new one if None).
+
+    Returns:
+        ``out`` (or the new array): ``cv2.cvtColor`` RGB -> RGBA (alpha 255), then
+        ``cv2.insertChannel`` of the matte, then the premultiplication in place.
+    """
+    h, w = rgb.shape[:2]
+    if out is None:
+        out = np.empty((h, w, 4), np.uint8)
+    cv2.cvtColor(rgb if rgb.flags.c_contiguous else np.ascontiguousarray(rgb), cv2.COLOR_RGB2RGBA, dst=out)
+    if alpha is not None:
+        plane = alpha.reshape(h, w)
+        cv2.insertChannel(plane if plane.flags.c_contiguous else np.ascontiguousarray(plane), out, 3)
+        if premultiplied:
+            cv2.cvtColor(out, cv2.COLOR_RGBA2mRGBA, dst=out)
+    return out

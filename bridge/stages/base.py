@@ -22,6 +22,22 @@ Tensor formats (Scope's, seed 001 section 4):
   (uint8 or float32), N = ``prepare().input_size``;
 * output ``{"video": (T, H, W, C) float32 in [0, 1]}``, and a stage that makes a matte
   also returns ``"alpha": (T, H, W, 1) float32 in [0, 1]``.
+
+The daemon's uint8 path (ours, not Scope's): the chain (:mod:`bridge.chain`) passes
+``keep_uint8=True`` to every call. A stage that does not change pixels (passthrough,
+a stage that only adds alpha) may then return ``video`` as uint8 (T, H, W, C) in
+[0, 255] when its input is uint8, and the chain hands it to the next stage as it is
+(no x255 / /255 round trip); a 4-channel uint8 ``video`` is a finished RGBA frame
+(straight or premultiplied, as the stage was told) that goes to the sink as it is, and
+``alpha`` may be uint8 (T, H, W, 1) too. Without ``keep_uint8`` (Scope, the plugin)
+stages return float32 in [0, 1] as above. Outputs belong to the caller: a stage never
+writes again into a tensor it has returned (return a new tensor per call, or the input
+itself), because frames are still in flight on other threads (the engine's assembly line).
+
+Concurrency: the engine runs each stage on its own worker thread, one frame after the
+other and in order. A config may set ``max_workers > 1`` to let several frames through
+the stage at once (same instance, several threads), only for a stage with no state
+from frame to frame whose ``__call__`` is safe to call from several threads.
 """
 
 from __future__ import annotations
@@ -103,6 +119,13 @@ class BasePipelineConfig(BaseModel):
     #: chain: the stage is bypassed with the error reported, and a reload can bring it
     #: back (see :meth:`bridge.chain.Chain.from_spec`).
     bypass_on_load_error: ClassVar[bool] = False
+    #: How many frames the engine may run through this stage at the same time, on one
+    #: instance from several worker threads. 1 (the default, always safe): one worker,
+    #: frames in order, as a stage with temporal state (smoothing, tracking, stream
+    #: batch) or reused buffers needs. More only for a stage that is stateless per frame
+    #: and whose ``__call__`` is thread-safe (e.g. an inference runtime that releases the
+    #: GIL with a per-call interpreter). Frames leave the stage in order either way.
+    max_workers: ClassVar[int] = 1
 
     @classmethod
     def is_load_param(cls, name: str) -> bool:
@@ -176,11 +199,37 @@ def stack_video(video: list[torch.Tensor] | None, device: torch.device | None = 
     Raises:
         ValueError: ``video`` is missing, empty, or not (1, H, W, C).
     """
+    _check_video(video)
+    frames = video[0] if len(video) == 1 else torch.cat(list(video), dim=0)
+    frames = frames.to(device=device or frames.device, dtype=torch.float32)
+    return frames.mul_(1.0 / 255.0) if frames.data_ptr() != video[0].data_ptr() else frames / 255.0
+
+
+def uint8_video(video: list[torch.Tensor] | None, keep_uint8: bool) -> torch.Tensor | None:
+    """Input frames as one (T, H, W, C) uint8 tensor in [0, 255], for a stage that passes
+    pixels on unchanged, or None when the float contract applies.
+
+    Args:
+        video: list of (1, H, W, C) tensors, as a stage gets them.
+        keep_uint8: the caller's ``keep_uint8`` kwarg (the daemon's chain sets it).
+
+    Returns:
+        None unless ``keep_uint8`` and every frame is uint8 (then the stage returns
+        ``stack_video(...)``, float32 in [0, 1]); the frame itself (no copy) for one frame.
+
+    Raises:
+        ValueError: ``video`` is missing, empty, or not (1, H, W, C) (as :func:`stack_video`).
+    """
+    _check_video(video)
+    assert video is not None
+    if not keep_uint8 or not all(frame.dtype == torch.uint8 for frame in video):
+        return None
+    return video[0] if len(video) == 1 else torch.cat(list(video), dim=0)
+
+
+def _check_video(video: list[torch.Tensor] | None) -> None:
     if not video:
         raise ValueError("stage needs video input: kwargs['video'] = list of (1,H,W,C) frames")
     for frame in video:
         if frame.ndim != 4 or frame.shape[0] != 1:
             raise ValueError(f"each video frame must be (1,H,W,C); got {tuple(frame.shape)}")
-    frames = video[0] if len(video) == 1 else torch.cat(list(video), dim=0)
-    frames = frames.to(device=device or frames.device, dtype=torch.float32)
-    return frames.mul_(1.0 / 255.0) if frames.data_ptr() != video[0].data_ptr() else frames / 255.0
