@@ -17,7 +17,7 @@ from bridge.errors import ModelMissingError
 from bridge.frames import Frame
 from bridge.stages import get_stage
 from bridge.stages.base import BasePipelineConfig, Pipeline
-from bridge.stages.pose import COLORS, KEYPOINTS, LIMB_COLORS, PoseConfig, draw_skeleton, stroke_width
+from bridge.stages.pose import COLORS, KEYPOINTS, LIMB_COLORS, BlazePoseBackend, PoseConfig, draw_skeleton, stroke_width
 
 HEAD_AND_SHOULDERS = ["nose", "neck", "r_shoulder", "l_shoulder", "r_eye", "l_eye"]
 FRAMES = (0, 30, 60, 90, 119)
@@ -184,11 +184,58 @@ def test_stroke_width_scales_with_image_size():
     assert stroke_width(512, 512, scale=2.0) == 8
 
 
-def test_missing_mediapipe_is_one_line_naming_the_fix(monkeypatch):
-    monkeypatch.setitem(sys.modules, "mediapipe.python.solutions", None)
-    with pytest.raises(ModelMissingError, match=r"pip install 'mediapipe==0\.10\.21'") as err:
+def test_missing_litert_is_one_line_naming_the_fix(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)  # absent LiteRT runtime
+    with pytest.raises(ModelMissingError, match=r"pip install 'ai-edge-litert") as err:
         get_stage("pose")()
     assert "\n" not in str(err.value)
+
+
+def test_old_backend_name_mediapipe_is_the_blazepose_pipeline(carphone_frames):
+    stage = get_stage("pose")(backend="mediapipe")  # old presets and OSC messages keep working
+    assert isinstance(stage._backend, BlazePoseBackend)
+    points = run(stage, carphone_frames[0])["keypoints"][0].numpy()
+    assert points[KEYPOINTS.index("nose"), 2] >= 0.5
+
+
+def test_every_person_is_drawn_and_returned(carphone_frames):
+    """Two people side by side: with max_people=2 both skeletons are drawn and both Person records come back."""
+    stage = get_stage("pose")()
+    pair = np.ascontiguousarray(np.concatenate([carphone_frames[0], carphone_frames[60]], axis=1))  # 144 x 352
+    one = run(stage, pair, max_people=1)
+    stage.reset()
+    two = run(stage, pair, max_people=2)
+    assert len(one["people"][0]) == 1 and len(two["people"][0]) == 2
+    for person in two["people"][0]:
+        assert person.landmarks.shape == (33, 5) and person.mask is not None
+    lit = two["video"][0].sum(-1) > 0
+    assert bool(lit[:, :176].any()) and bool(lit[:, 176:].any())  # a skeleton on each half
+    lit_one = one["video"][0].sum(-1) > 0
+    assert not (bool(lit_one[:, :176].any()) and bool(lit_one[:, 176:].any()))
+    assert two["keypoints"].shape == (1, 18, 3)
+
+
+def test_people_output_passes_through_the_chain_to_later_stages(carphone_frames):
+    class SinkConfig(BasePipelineConfig):
+        pipeline_id = "people_sink"
+        osc_name = "people_sink"
+
+    class Sink(Pipeline):
+        seen: list[dict[str, Any]] = []
+
+        @classmethod
+        def get_config_class(cls):
+            return SinkConfig
+
+        def __call__(self, **kwargs):
+            self.seen.append(kwargs)
+            return {"video": kwargs["source_video"][0].float() / 255.0}
+
+    chain = Chain([StageSlot("pose", get_stage("pose")(), PoseConfig()), StageSlot("people_sink", Sink(), SinkConfig())])
+    chain.process(Frame(carphone_frames[0], 0, time.perf_counter()))
+    assert chain.last_error is None
+    people = Sink.seen[0]["people"]
+    assert len(people) == 1 and len(people[0]) == 1 and people[0][0].landmarks.shape == (33, 5)
 
 
 @pytest.mark.parametrize("backend", ["openpose", "dwpose"])
@@ -197,7 +244,7 @@ def test_controlnet_aux_backend_missing_is_one_line(monkeypatch, backend):
     with pytest.raises(ModelMissingError, match="controlnet-aux") as err:
         get_stage("pose")(backend=backend)
     message = str(err.value)
-    assert "\n" not in message and "pip install 'controlnet-aux" in message and "backend=mediapipe" in message
+    assert "\n" not in message and "pip install 'controlnet-aux" in message and "backend=blazepose" in message
 
 
 def test_openpose_backend_reads_controlnet_aux_keypoints(monkeypatch):

@@ -14,13 +14,14 @@ This stage draws the same picture from keypoints (its own code, the annotator's 
 
 Backends (load-time parameter ``backend``):
 
-* ``mediapipe`` (default): MediaPipe Pose, legacy ``mediapipe.solutions.pose.Pose`` with
-  ``model_complexity=1``, whose ``pose_landmark_full.tflite`` ships inside the
-  ``mediapipe==0.10.21`` wheel (complexity 0 and 2 download their model at run time and
-  fail offline; see ``shared/notes/platform.md``). Its 33 landmarks are mapped to the 18
-  OpenPose keypoints (:data:`MEDIAPIPE_FOR_OPENPOSE`); MediaPipe's ``visibility`` is the
-  confidence; the neck, which MediaPipe lacks, is the midpoint of the shoulders with the
-  smaller of their confidences (as DWpose computes it). Offline, CPU, one person.
+* ``blazepose`` (default; ``mediapipe`` is an alias kept for old presets and OSC
+  messages): our BlazePose pipeline on LiteRT (:mod:`bridge.vision.blazepose`) with
+  MediaPipe's ``pose_detection.tflite`` and ``pose_landmark_full.tflite`` bundled in the
+  package. Offline, CPU, up to ``max_people`` people (runtime), tracked between frames.
+  Each person's 33 landmarks are mapped to the 18 OpenPose keypoints
+  (:data:`MEDIAPIPE_FOR_OPENPOSE`); the landmark's ``visibility`` is the confidence; the
+  neck, which MediaPipe's topology lacks, is the midpoint of the shoulders with the smaller
+  of their confidences (as DWpose computes it). Every person's skeleton is drawn.
 * ``openpose`` / ``dwpose``: ``controlnet-aux`` 0.0.10 detectors, imported only when
   selected (the package imports torchvision from its ``__init__``); ``model`` names their
   weights (a Hugging Face repo id or a local folder).
@@ -30,7 +31,10 @@ image; the chain forwards ``control_video`` to later stages as a keyword argumen
 avatar stage gets it as its ControlNet image while ``source_video`` holds the camera
 frame) and ``keypoints`` ((T, 18, 3) float32: x, y in pixels of the frame, confidence in
 [0, 1]; a keypoint not found or below ``min_confidence`` is (0, 0, 0), OpenPose's JSON
-convention). A frame without a person gives a black image and all-zero keypoints.
+convention; the first tracked person) and ``people`` (a list per frame of
+:class:`bridge.vision.blazepose.Person`, each with landmarks, mask and crop affine, for
+later stages such as the person alpha stage; empty lists for the controlnet-aux backends).
+A frame without a person gives a black image, all-zero keypoints and no people.
 """
 
 from __future__ import annotations
@@ -48,11 +52,11 @@ from bridge.frames import to_uint8_rgb
 from bridge.errors import ConfigError, ModelMissingError
 from bridge.stages.base import BasePipelineConfig, Pipeline, UsageType, ui_field_config
 from bridge.stages.registry import register
+from bridge.vision.blazepose import MAX_PEOPLE, Person
 
-MEDIAPIPE_FIX = "pip install 'mediapipe==0.10.21' (the last release whose wheel ships the pose model)"
 CONTROLNET_AUX_FIX = (
     "pip install 'controlnet-aux==0.0.10' together with a torchvision built for your torch "
-    "(it imports torchvision), or use backend=mediapipe"
+    "(it imports torchvision), or use backend=blazepose"
 )
 
 #: OpenPose BODY_18 / COCO keypoint order (OpenPose ``output.md``; controlnet-aux ``body.py``).
@@ -91,6 +95,9 @@ REFERENCE_WIDTH_PX = 4
 #: Short side, in pixels, of the image the annotator draws on (its default resolution 512).
 REFERENCE_SIZE = 512
 
+#: Backend names accepted for the built-in pipeline (``mediapipe``: the old name, an alias).
+BLAZEPOSE_NAMES = ("blazepose", "mediapipe")
+
 #: MediaPipe Pose landmark index for each OpenPose keypoint (``None``: the neck, computed).
 #: MediaPipe's left/right are the person's, as OpenPose's are.
 MEDIAPIPE_FOR_OPENPOSE: tuple[int | None, ...] = (
@@ -117,10 +124,15 @@ class PoseConfig(BasePipelineConfig):
     usage = [UsageType.PREPROCESSOR]
     osc_name = "pose"
 
-    backend: Literal["mediapipe", "openpose", "dwpose"] = Field(
-        default="mediapipe",
-        description="Pose detector: mediapipe (offline, CPU, bundled model) or a controlnet-aux detector (optional install).",
+    backend: Literal["blazepose", "mediapipe", "openpose", "dwpose"] = Field(
+        default="blazepose",
+        description="Pose detector: blazepose (offline, CPU, bundled MediaPipe models on LiteRT; mediapipe = the same, old name) or a controlnet-aux detector (optional install).",
         json_schema_extra=ui_field_config(order=0, label="Backend", is_load_param=True),
+    )
+    threads: int = Field(
+        default=1, ge=1, le=8,
+        description="CPU threads of the blazepose models (LiteRT/XNNPACK).",
+        json_schema_extra=ui_field_config(order=5, label="Threads", is_load_param=True),
     )
     model: str = Field(
         default="",
@@ -136,6 +148,11 @@ class PoseConfig(BasePipelineConfig):
         default=1.0, ge=0.25, le=4.0,
         description="Limb and keypoint size relative to OpenPose's (4 px limbs at 512 px).",
         json_schema_extra=ui_field_config(order=3, label="Line scale"),
+    )
+    max_people: int = Field(
+        default=1, ge=1, le=MAX_PEOPLE,
+        description="How many people the blazepose backend follows and draws (each costs one landmark model run per frame).",
+        json_schema_extra=ui_field_config(order=4, label="Max people"),
     )
 
 
@@ -156,6 +173,7 @@ def draw_skeleton(
     min_confidence: float = 0.5,
     line_scale: float = 1.0,
     out: np.ndarray | None = None,
+    clear: bool = True,
 ) -> np.ndarray:
     """Draw an OpenPose skeleton: (H, W, 3) uint8 RGB on black.
 
@@ -168,6 +186,7 @@ def draw_skeleton(
         line_scale: scale of the standard stroke, see :func:`stroke_width`.
         out: an (height, width, 3) uint8 buffer to draw into (cleared first), so a video
             loop allocates no image per frame; a new array when None.
+        clear: clear ``out`` first (False: draw over it, for a second person).
 
     Returns:
         ``out`` (or the new array). Limbs are filled ellipses along each segment in
@@ -178,7 +197,8 @@ def draw_skeleton(
         canvas = np.zeros((height, width, 3), np.uint8)
     else:
         canvas = out
-        canvas.fill(0)
+        if clear:
+            canvas.fill(0)
     stroke = stroke_width(height, width, line_scale)
     threshold = max(float(min_confidence), 1e-6)
     present = [float(c) >= threshold for c in keypoints[:, 2]]
@@ -201,10 +221,11 @@ def draw_skeleton(
 
 # ---------------------------------------------------------------------------------- backends
 class PoseBackend(Protocol):
-    """A pose detector: one person's 18 OpenPose keypoints per RGB frame."""
+    """A pose detector: people's 18 OpenPose keypoints per RGB frame."""
 
-    def detect(self, rgb: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """Fill ``out`` ((18, 3) float32: x, y pixels, confidence; zeros = none) for (H, W, 3) uint8 RGB."""
+    def detect(self, rgb: np.ndarray, max_people: int = 1) -> tuple[list[np.ndarray], list[Person]]:
+        """For (H, W, 3) uint8 RGB: per person (18, 3) float32 keypoints (x, y px, confidence;
+        zeros = none), first person first, and the :class:`Person` records (may be empty)."""
         ...
 
     def reset(self) -> None:
@@ -212,62 +233,56 @@ class PoseBackend(Protocol):
         ...
 
 
-def mediapipe_to_openpose(landmarks: Any, width: int, height: int, out: np.ndarray | None = None) -> np.ndarray:
-    """Map MediaPipe Pose's 33 normalised landmarks to the 18 OpenPose keypoints.
+def landmarks_to_openpose(landmarks: np.ndarray, width: int, height: int, out: np.ndarray | None = None) -> np.ndarray:
+    """Map MediaPipe Pose's 33 landmarks to the 18 OpenPose keypoints.
 
     Args:
-        landmarks: a sequence of 33 objects with ``x``, ``y`` (normalised to [0, 1]) and
-            ``visibility`` (``pose_landmarks.landmark`` of the legacy API).
+        landmarks: (33, >=4) float: x, y in pixels, z, visibility (a :attr:`Person.landmarks`).
         width, height: the frame size in pixels.
         out: (18, 3) float32 to fill (a new array when None).
 
     Returns:
-        ``out``: x, y in pixels, confidence = visibility; a landmark outside the frame is
-        (0, 0, 0). The neck is the shoulders' midpoint with the smaller shoulder confidence.
+        ``out``: x, y in pixels, confidence = visibility in [0, 1]; a landmark outside the
+        frame is (0, 0, 0). The neck is the shoulders' midpoint with the smaller shoulder
+        confidence.
     """
     if out is None:
         out = np.zeros((NUM_KEYPOINTS, 3), np.float32)
     for k, index in enumerate(MEDIAPIPE_FOR_OPENPOSE):
         if index is None:
             continue
-        lm = landmarks[index]
-        inside = 0.0 <= lm.x <= 1.0 and 0.0 <= lm.y <= 1.0
-        out[k, 0] = lm.x * width
-        out[k, 1] = lm.y * height
-        out[k, 2] = min(max(lm.visibility, 0.0), 1.0) if inside else 0.0
+        x, y, visibility = float(landmarks[index, 0]), float(landmarks[index, 1]), float(landmarks[index, 3])
+        inside = 0.0 <= x <= width and 0.0 <= y <= height
+        out[k] = (x, y, min(max(visibility, 0.0), 1.0) if inside else 0.0)
     out[_NECK, :2] = (out[_R_SHOULDER, :2] + out[_L_SHOULDER, :2]) * 0.5
     out[_NECK, 2] = min(out[_R_SHOULDER, 2], out[_L_SHOULDER, 2])
     out[out[:, 2] <= 0.0] = 0.0
     return out
 
 
-class MediaPipePoseBackend:
-    """MediaPipe Pose (legacy ``solutions`` API, ``model_complexity=1``), video mode with tracking.
+class BlazePoseBackend:
+    """Our BlazePose pipeline (:class:`bridge.vision.blazepose.PoseTracker`): several people, tracked.
+
+    Args:
+        num_threads: LiteRT threads per model.
+        segmentation: also compute each person's mask (for a later matte stage).
 
     Raises:
-        ModelMissingError: mediapipe is missing or has no bundled pose model; names the fix.
+        ModelMissingError: LiteRT or a bundled model is missing; names the fix.
     """
 
-    def __init__(self) -> None:
-        try:
-            from mediapipe.python.solutions import pose as mp_pose
-        except Exception as exc:  # ImportError, or a mediapipe release without legacy solutions
-            raise ModelMissingError(f"pose: the MediaPipe pose model is missing ({exc.__class__.__name__}); {MEDIAPIPE_FIX}") from None
-        try:
-            # complexity 1 only: 0 and 2 download their model at run time (platform.md)
-            self._pose = mp_pose.Pose(static_image_mode=False, model_complexity=1, smooth_landmarks=True)
-        except Exception as exc:
-            raise ModelMissingError(f"pose: could not load the MediaPipe pose model ({_reason(exc)}); {MEDIAPIPE_FIX}") from None
+    def __init__(self, num_threads: int = 1, segmentation: bool = True) -> None:
+        from bridge.vision.blazepose import PoseTracker
 
-    def detect(self, rgb: np.ndarray, out: np.ndarray) -> np.ndarray:
-        out.fill(0.0)
-        result = self._pose.process(rgb)
-        if result.pose_landmarks is not None:
-            mediapipe_to_openpose(result.pose_landmarks.landmark, rgb.shape[1], rgb.shape[0], out)
-        return out
+        self.tracker = PoseTracker(num_threads=num_threads, segmentation=segmentation)
+
+    def detect(self, rgb: np.ndarray, max_people: int = 1) -> tuple[list[np.ndarray], list[Person]]:
+        height, width = rgb.shape[:2]
+        people = self.tracker.process(rgb, max_people=max_people)
+        return [landmarks_to_openpose(p.landmarks, width, height) for p in people], people
 
     def reset(self) -> None:
-        self._pose.reset()
+        self.tracker.reset()
 
 
 def _reason(exc: BaseException) -> str:
@@ -310,17 +325,17 @@ class OpenposeBackend:
                 "set model= to a folder holding body_pose_model.pth, hand_pose_model.pth and facenet.pth"
             ) from None
 
-    def detect(self, rgb: np.ndarray, out: np.ndarray) -> np.ndarray:
-        out.fill(0.0)
+    def detect(self, rgb: np.ndarray, max_people: int = 1) -> tuple[list[np.ndarray], list[Person]]:
+        out = np.zeros((NUM_KEYPOINTS, 3), np.float32)
         poses = self._detector.detect_poses(rgb)  # keypoints normalised to [0, 1], None = missing
         if not poses:
-            return out
+            return [], []
         best = max(poses, key=lambda p: float(p.body.total_score))
         h, w = rgb.shape[:2]
         for k, point in enumerate(best.body.keypoints[:NUM_KEYPOINTS]):
             if point is not None and point.x >= 0 and point.y >= 0:
                 out[k] = (point.x * w, point.y * h, min(max(float(point.score), 0.0), 1.0))
-        return out
+        return [out], []
 
     def reset(self) -> None:
         """OpenPose has no temporal state."""
@@ -361,48 +376,56 @@ class DWposeBackend:
                 f"{self.DET_CHECKPOINT} and {self.POSE_CHECKPOINT} (and install mmpose/mmdet)"
             ) from None
 
-    def detect(self, rgb: np.ndarray, out: np.ndarray) -> np.ndarray:
-        out.fill(0.0)
+    def detect(self, rgb: np.ndarray, max_people: int = 1) -> tuple[list[np.ndarray], list[Person]]:
+        out = np.zeros((NUM_KEYPOINTS, 3), np.float32)
         bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
         keypoints, scores = self._detector.pose_estimation(bgr)  # (N, 134, 2) pixels, (N, 134)
         if len(keypoints) == 0:
-            return out
+            return [], []
         best = int(np.argmax(np.asarray(scores)[:, :NUM_KEYPOINTS].mean(axis=1)))
         out[:, :2] = keypoints[best, :NUM_KEYPOINTS]
         out[:, 2] = np.clip(scores[best, :NUM_KEYPOINTS], 0.0, 1.0)
-        return out
+        return [out], []
 
     def reset(self) -> None:
         """DWpose has no temporal state."""
 
 
-def load_backend(backend: str, model: str = "", device: torch.device | str = "cpu") -> PoseBackend:
-    """The pose detector named ``backend`` ("mediapipe", "openpose" or "dwpose").
+def load_backend(backend: str, model: str = "", device: torch.device | str = "cpu", threads: int = 1) -> PoseBackend:
+    """The pose detector named ``backend`` ("blazepose" or its alias "mediapipe", "openpose", "dwpose").
+
+    ``threads``: LiteRT threads of the blazepose backend.
 
     Raises:
         ModelMissingError: the backend's package or weights are missing; names the fix.
         ConfigError: ``backend`` is none of those.
     """
-    if backend == "mediapipe":
-        return MediaPipePoseBackend()
+    if backend in BLAZEPOSE_NAMES:
+        return BlazePoseBackend(num_threads=threads)
     if backend == "openpose":
         return OpenposeBackend(model, device)
     if backend == "dwpose":
         return DWposeBackend(model, device)
-    raise ConfigError(f"pose: unknown backend {backend!r}; use mediapipe, openpose or dwpose")
+    raise ConfigError(f"pose: unknown backend {backend!r}; use blazepose, openpose or dwpose")
 
 
 # ---------------------------------------------------------------------------------- stage
 @register
 class PoseStage(Pipeline):
-    """Pose preprocessor: camera frame -> OpenPose skeleton image (+ keypoints).
+    """Pose preprocessor: camera frame -> OpenPose skeleton image (+ keypoints, + people).
 
     Input: ``video`` (list of (1, H, W, C) tensors in [0, 255], C = 3 or 4).
     Output: ``{"video": (T, H, W, 3) float32 [0, 1], "control_video": the same tensor,
-    "keypoints": (T, 18, 3) float32}`` (x, y in pixels, confidence; (0, 0, 0) = not drawn).
+    "keypoints": (T, 18, 3) float32, "people": list (T) of list[Person]}`` (keypoints: x, y
+    in pixels, confidence, (0, 0, 0) = not drawn, of the first person; every person's
+    skeleton is drawn; ``people``: see :class:`bridge.vision.blazepose.Person`).
+
+    Load parameters: ``backend``, ``model``, ``threads``; runtime: ``min_confidence``,
+    ``line_scale``, ``max_people`` (keyword arguments of each call).
 
     Raises:
         ModelMissingError: at construction, when the backend's package or model is missing.
+        ConfigError: at construction, an unknown backend.
         ValueError: on a call without frames or with frames that are not (1, H, W, C).
     """
 
@@ -410,12 +433,12 @@ class PoseStage(Pipeline):
     def get_config_class(cls) -> type[BasePipelineConfig]:
         return PoseConfig
 
-    def __init__(self, device: torch.device | str | None = None, backend: str = "mediapipe", model: str = "", **kwargs: Any) -> None:
+    def __init__(self, device: torch.device | str | None = None, backend: str = "blazepose", model: str = "",
+                 threads: int = 1, **kwargs: Any) -> None:
         super().__init__(device)
         self.backend_name = backend
-        self._backend = load_backend(backend, model, self.device)
+        self._backend = load_backend(backend, model, self.device, threads=int(threads))
         self._canvas: np.ndarray | None = None
-        self._raw = np.zeros((NUM_KEYPOINTS, 3), np.float32)
 
     def reset(self) -> None:
         self._backend.reset()
@@ -425,30 +448,35 @@ class PoseStage(Pipeline):
             self._canvas = np.zeros((height, width, 3), np.uint8)
         return self._canvas
 
-    def __call__(self, **kwargs: Any) -> dict[str, torch.Tensor]:
+    def __call__(self, **kwargs: Any) -> dict[str, Any]:
         video = kwargs.get("video")
         if not video:
             raise ValueError("pose stage needs video input: kwargs['video'] = list of (1,H,W,C) frames")
         defaults = PoseConfig.model_fields
         min_confidence = float(kwargs.get("min_confidence", defaults["min_confidence"].default))
         line_scale = float(kwargs.get("line_scale", defaults["line_scale"].default))
+        max_people = min(max(int(kwargs.get("max_people", defaults["max_people"].default)), 1), MAX_PEOPLE)
         first = video[0]
         if first.ndim != 4 or first.shape[0] != 1:
             raise ValueError(f"each video frame must be (1,H,W,C); got {tuple(first.shape)}")
         height, width = int(first.shape[1]), int(first.shape[2])
         images = torch.empty((len(video), height, width, 3), dtype=torch.float32)
         keypoints = torch.zeros((len(video), NUM_KEYPOINTS, 3), dtype=torch.float32)
+        people_per_frame: list[list[Person]] = []
         canvas = self._canvas_for(height, width)
         canvas_t = torch.from_numpy(canvas)
+        threshold = max(min_confidence, 1e-6)
         for t, frame in enumerate(video):
             if tuple(frame.shape[:3]) != (1, height, width):
                 raise ValueError(f"all frames of one call must be (1,{height},{width},C); got {tuple(frame.shape)}")
-            raw = self._backend.detect(to_uint8_rgb(frame[0]), self._raw)
-            kp = keypoints[t].numpy()
-            keep = raw[:, 2] >= max(min_confidence, 1e-6)
-            kp[keep] = raw[keep]
-            draw_skeleton(kp, height, width, min_confidence, line_scale, out=canvas)
+            poses, people = self._backend.detect(to_uint8_rgb(frame[0]), max_people)
+            people_per_frame.append(people)
+            canvas.fill(0)
+            for n, raw in enumerate(poses[:max_people]):
+                kept = np.where((raw[:, 2] >= threshold)[:, None], raw, 0.0).astype(np.float32)
+                if n == 0:
+                    keypoints[t].copy_(torch.from_numpy(kept))
+                draw_skeleton(kept, height, width, min_confidence, line_scale, out=canvas, clear=False)
             images[t].copy_(canvas_t).mul_(1.0 / 255.0)
         images = images.to(self.device)
-        return {"video": images, "control_video": images, "keypoints": keypoints}
-
+        return {"video": images, "control_video": images, "keypoints": keypoints, "people": people_per_frame}

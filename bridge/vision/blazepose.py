@@ -25,6 +25,7 @@ MediaPipe's Pose follows one person; here every tracked person has their own fil
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import cv2
@@ -34,7 +35,7 @@ from bridge.vision.one_euro import LowPass, OneEuroFilter
 from bridge.vision.pose_detector import Detection, PoseDetector, alignment_roi
 from bridge.vision.pose_landmarks import MIN_PRESENCE, PoseLandmarker
 
-__all__ = ["Detection", "Person", "PoseTracker", "paste_masks", "MAX_PEOPLE"]
+__all__ = ["Detection", "Person", "PoseTracker", "paste_masks", "person_box", "same_person", "MAX_PEOPLE"]
 
 #: Bounds of ``max_people``.
 MAX_PEOPLE = 8
@@ -45,8 +46,11 @@ AUX_FILTER = dict(min_cutoff=0.01, beta=10.0, derivate_cutoff=1.0)
 VISIBILITY_ALPHA = 0.1
 #: Frame period assumed when no timestamp is given (MediaPipe's solutions API: 30 fps).
 DEFAULT_PERIOD_S = 1.0 / 30.0
-#: A detection (or a track) whose region overlaps a tracked person's this much is that person.
-SAME_PERSON_IOU = 0.4
+#: A detection (or a track) whose region's centre (the mid-hip) lies closer to a tracked
+#: person's than this fraction of the smaller region's side is that person. (Regions overlap
+#: a lot between different people in close-ups, where they are ~3x the head's width, so
+#: overlap is not the test.)
+SAME_PERSON_DISTANCE = 0.25
 
 
 @dataclass
@@ -97,14 +101,13 @@ def paste_masks(people: list[Person], height: int, width: int, out: np.ndarray |
     return out
 
 
-def _square_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    """IoU of two regions' axis-aligned squares (centre, side = max(w, h)), rotation ignored."""
-    sa, sb = max(a[2], a[3]) * 0.5, max(b[2], b[3]) * 0.5
-    ix = max(0.0, min(a[0] + sa, b[0] + sb) - max(a[0] - sa, b[0] - sb))
-    iy = max(0.0, min(a[1] + sa, b[1] + sb) - max(a[1] - sa, b[1] - sb))
-    inter = ix * iy
-    union = 4 * sa * sa + 4 * sb * sb - inter
-    return inter / union if union > 0 else 0.0
+def same_person(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    """Whether regions ``a`` and ``b`` ((cx, cy, w, h, rotation), pixels) frame the same person.
+
+    True when their centres are closer than :data:`SAME_PERSON_DISTANCE` times the smaller side.
+    """
+    side = min(max(a[2], a[3]), max(b[2], b[3]))
+    return math.hypot(a[0] - b[0], a[1] - b[1]) < SAME_PERSON_DISTANCE * side
 
 
 @dataclass
@@ -201,7 +204,7 @@ class PoseTracker:
                 if len(self._tracks) >= max_people:
                     break
                 roi = detection.roi()
-                if roi[2] <= 1.0 or any(_square_iou(roi, t.roi) > SAME_PERSON_IOU for t in self._tracks):
+                if roi[2] <= 1.0 or any(same_person(roi, t.roi) for t in self._tracks):
                     continue
                 self._tracks.append(_Track(self._next_id, roi))
                 self._next_id += 1
@@ -216,7 +219,7 @@ class PoseTracker:
             if self.smooth:
                 landmarks, aux = self._smooth(track, landmarks, aux, float(timestamp))
             next_roi = alignment_roi(aux[0, :2], aux[1, :2])
-            if next_roi[2] <= 1.0 or any(_square_iou(next_roi, t.roi) > SAME_PERSON_IOU for t in kept):
+            if next_roi[2] <= 1.0 or any(same_person(next_roi, t.roi) for t in kept):
                 continue  # collapsed, or drifted onto a person already tracked
             people.append(Person(landmarks, result.presence, track.roi, result.mask,
                                  result.crop_to_image.astype(np.float32), track.track_id))

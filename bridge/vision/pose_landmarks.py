@@ -8,8 +8,9 @@ tensors_to_pose_landmarks_and_segmentation.pbtxt``), in the model's output order
 0. (1, 195): 39 landmarks x (x, y, z, visibility, presence); x, y, z in crop pixels,
    visibility and presence are logits (sigmoid). Landmarks 0..32 are the pose, 33 and 34
    the auxiliary alignment points (mid-hip, body circle), 35..38 unused.
-1. (1, 1): the pose flag, the probability that a person is in the crop; below 0.5 tracking
-   is lost (``ThresholdingCalculator``).
+1. (1, 1): the pose flag, the probability (already in [0, 1], no activation:
+   ``TensorsToFloatsCalculator``) that a person is in the crop; below 0.5 tracking is lost
+   (``ThresholdingCalculator``).
 2. (1, 256, 256, 1): segmentation logits (sigmoid), in crop pixels.
 3. (1, 64, 64, 39): heatmaps; each landmark's x, y is refined as the sigmoid-weighted mean
    cell of a 7x7 window around it when the window's peak is >= 0.5
@@ -150,7 +151,7 @@ class PoseLandmarker:
                        borderMode=cv2.BORDER_REPLICATE)
         np.multiply(self._crop, 1.0 / 255.0, out=self._tensor[0], casting="unsafe")
         raw, flag, seg, heatmap, _world = self.model(self._tensor)
-        presence = float(_sigmoid(np.float64(flag.reshape(-1)[0])))
+        presence = float(flag.reshape(-1)[0])  # already a probability (TensorsToFloatsCalculator, no activation)
         values = raw.reshape(NUM_MODEL_LANDMARKS, 5).astype(np.float64)
         xy = values[:, :2] / INPUT_SIZE
         xy = refine_from_heatmap(xy, heatmap[0])
