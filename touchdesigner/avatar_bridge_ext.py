@@ -5,15 +5,16 @@ File, so edits on disk are picked up) and sets the COMP's Extensions page to
 ``op('./AvatarBridgeExt').module.AvatarBridgeExt(me)`` with Promote on
 (docs.derivative.ca/Extensions). The callback DATs call its promoted methods:
 
-* Parameter Execute DAT -> ``OnParValueChange(par, prev)`` / ``OnParPulse(par)``: a
-  panel change goes out through the OSC Out DAT's ``sendOSC(address, [value])``
-  (the only way TouchDesigner sends a string, e.g. a prompt).
+* Parameter Execute DAT -> ``OnParValueChange(par, prev)`` (once a frame) /
+  ``OnParPulse(par)``: a panel change goes out through the OSC Out DAT's
+  ``sendOSC(address, [value])`` (the only way TouchDesigner sends a string, e.g. a prompt).
 * OSC In DAT ``onReceiveOSC`` -> ``OnOSC(address, args)``: the daemon's status
   (``/bridge/status/*``), acknowledgements (``/bridge/ack/<stage>/<param> value``),
-  errors and pong fill the Status page, the read-only ``...applied`` parameters, the
-  ``acks`` table and the ``status_text`` Text TOP.
-* CHOP Execute DAT on the MIDI CHOPs -> ``OnMidi(channel, value)``: the ``midi_map``
-  table turns a controller into a panel value (MIDI learn writes new rows).
+  errors and pong fill the Status page, the ``status`` CHOP (fps, latency, dropped,
+  state, connected: the COMP's CHOP output), the ``acks`` table and the ``status_text`` TOP.
+* Script CHOP ``midi_scaled`` -> ``MidiCook(scriptOp)``: the ``midi_map`` table turns the
+  MIDI channels into one channel per parameter, exported to it by ``midi_out``; CHOP
+  Execute DAT -> ``OnMidi(channel, value)``: MIDI learn and buttons mapped to pulses.
 * Execute DAT ``onFrameStart`` -> ``Tick()``: daemon log into the ``daemon_log`` Text
   DAT, heartbeat watchdog, ``/bridge/ping`` while disconnected, re-sync after the daemon
   restarts, auto-restart of a daemon started from here. ``onExit`` -> ``Exit()``.
@@ -29,13 +30,14 @@ from __future__ import annotations
 import collections
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import threading
 import time
 from typing import Any, Callable
 
-panel: Any = None  # avatar_bridge_panel, imported from the Tdfolder in __init__
+panel: Any = None  # avatar_bridge_panel, imported from the Folder in __init__
 
 #: Status addresses this COMP listens for (all sent by the daemon, see bridge/osc).
 HEARTBEAT = "/bridge/status/heartbeat"
@@ -54,7 +56,10 @@ LOG_DAT = "daemon_log"
 ACKS_DAT = "acks"
 MIDI_DAT = "midi_map"
 STATUS_TOP = "status_text"
-RECEIVERS = ("spout_from_daemon", "ndi_from_daemon")
+SPOUT_IN = "spout_from_daemon"
+NDI_IN = "ndi_from_daemon"
+STATUS_CHOP = "status"
+MIDI_OUT = "midi_out"
 WINDOW = "stage_window"
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1", "")
 
@@ -84,7 +89,10 @@ class AvatarBridgeExt:
     def __init__(self, ownerComp: Any, clock: Callable[[], float] = time.monotonic):
         self.ownerComp = ownerComp
         self.clock = clock
-        self.folder = self._str("Tdfolder") or os.path.dirname(os.path.abspath(globals().get("__file__", ".")))
+        folder = self._str("Folder")
+        self.folder = (os.path.normpath(os.path.join(self.ProjectFolder(), folder))
+                       if folder and not os.path.isabs(folder) else folder) or os.path.dirname(
+            os.path.abspath(globals().get("__file__", ".")))
         _import_panel(self.folder)
         self.specs: list[Any] = []
         self.by_name: dict[str, Any] = {}
@@ -108,6 +116,7 @@ class AvatarBridgeExt:
         self._midi_text: str | None = None
         self._midi_rows: list[Any] = []
         self._midi_last: dict[str, float] = {}
+        self._midi_skipped: set[str] = set()
         self._status_shown = ""
         self.LoadSchema()
         self.ApplyTransport()
@@ -135,6 +144,16 @@ class AvatarBridgeExt:
         if par is not None and par.eval() != value:
             par.val = value
 
+    @staticmethod
+    def ProjectFolder() -> str:
+        """``project.folder`` (Project_Class): relative paths on the panel start there."""
+        project = globals().get("project")
+        return str(getattr(project, "folder", "") or "")
+
+    def Path(self, name: str) -> str:
+        """The file or folder parameter ``name`` as Python opens it (relative to ``project.folder``)."""
+        return panel.resolve(self._str(name), self.ProjectFolder())
+
     def Log(self, line: str) -> None:
         """Append ``line`` to the ``daemon_log`` Text DAT (TouchDesigner-side messages start with [td])."""
         self.log_queue.append(line)
@@ -151,7 +170,7 @@ class AvatarBridgeExt:
         try:
             entries = panel.read_schema(self.folder)
         except (OSError, ValueError) as exc:
-            self.Error(f"cannot read {panel.SCHEMA_FILE} in {self.folder}: {exc} (set Tdfolder, then Rebuild panel)")
+            self.Error(f"cannot read {panel.SCHEMA_FILE} in {self.folder}: {exc} (set Folder, then Rebuild panel)")
             entries = []
         fixed = [p.name for p in getattr(self.ownerComp, "customPars", [])
                  if getattr(getattr(p, "page", None), "name", None) in panel.FIXED_PAGES]
@@ -169,8 +188,8 @@ class AvatarBridgeExt:
         self.Log(f"[td] panel rebuilt: {len(self.specs)} parameters from {panel.SCHEMA_FILE}")
 
     def Presets(self) -> list[str]:
-        """Preset names in the presets folder (``Presetsfolder``)."""
-        return panel.list_presets(self._str("Presetsfolder"))
+        """Preset names in the presets folder (``Presetsdir``)."""
+        return panel.list_presets(self.Path("Presetsdir"))
 
     def RefreshPresets(self) -> None:
         """Re-read the presets folder into the Preset menu."""
@@ -180,7 +199,7 @@ class AvatarBridgeExt:
             return
         names = self.Presets()
         if not names:
-            self.Error(f"no presets in {self._str('Presetsfolder')!r}: point Presets folder at avatar-bridge/presets")
+            self.Error(f"no presets in {self._str('Presetsdir')!r}: point Presets folder at avatar-bridge/presets")
             return
         current = par.eval()
         par.menuNames = names
@@ -190,7 +209,7 @@ class AvatarBridgeExt:
 
     def UpdateMidiTargets(self) -> None:
         """Fill the MIDI page's target menu with every parameter a controller can drive."""
-        par = self._par("Miditarget")
+        par = self._par("Learntarget")
         if par is None:
             return
         par.menuNames, par.menuLabels = panel.midi_targets(self.specs)
@@ -235,14 +254,9 @@ class AvatarBridgeExt:
         self.last_ping = self.clock()
 
     def Resync(self) -> None:
-        """Push the preset, then every runtime parameter's current panel value."""
-        preset = self.by_address.get(panel.PRESET)
-        if preset is not None:
-            self.Send(preset, self._get(preset.name))
-        for spec in self.specs:
-            if spec.kind in ("pulse",) or spec.load_time or spec.address in (panel.PRESET,):
-                continue
-            self.Send(spec, self._get(spec.name))
+        """Push the preset, then every value the performer changed since it (not the schema
+        defaults of the rest: those would undo the preset, e.g. ``td-over``'s premultiplied alpha)."""
+        self._resend_changes()
 
     def _resend_changes(self) -> None:
         """After a daemon restart: the preset, then what the performer changed since."""
@@ -263,11 +277,11 @@ class AvatarBridgeExt:
         spec = self.by_name.get(par.name)
         if spec is not None and spec.kind != "pulse":
             self.Send(spec, par.eval())
-        elif par.name == "Transport":
+        elif par.name in ("Transport", "Ndisource", "Receiver", "Host"):
             self.ApplyTransport()
-        elif par.name == "Midimapfile":
+        elif par.name == "Midimap":
             self.LoadMidiMap()
-        elif par.name == "Presetsfolder":
+        elif par.name == "Presetsdir":
             self.RefreshPresets()
 
     def OnParPulse(self, par: Any) -> None:
@@ -280,12 +294,14 @@ class AvatarBridgeExt:
             "Start": self.StartDaemon,
             "Stop": self.StopDaemon,
             "Resync": self.Resync,
-            "Rebuildpanel": self.RebuildPanel,
+            "Rebuild": self.RebuildPanel,
             "Refreshpresets": self.RefreshPresets,
-            "Midilearn": self.MidiLearn,
-            "Savemidimap": self.SaveMidiMap,
-            "Loadmidimap": self.LoadMidiMap,
-            "Openwindow": self.OpenWindow,
+            "Learn": self.MidiLearn,
+            "Savemap": self.SaveMidiMap,
+            "Loadmap": self.LoadMidiMap,
+            "Open": self.OpenWindow,
+            "Acks": self.ShowAcks,
+            "Help": self.Help,
             "Clearlog": self.ClearLog,
         }
         action = actions.get(par.name)
@@ -293,26 +309,52 @@ class AvatarBridgeExt:
             action()
 
     def ApplyTransport(self) -> None:
-        """Turn the Spout or the NDI sender/receiver pair on (``Transport``) and the other off.
+        """Turn the Spout or the NDI pair on (``Transport``) and the other off; name the NDI source.
 
-        Set as constants, not expressions, so re-opening a receiver after a reconnect
-        (``active`` off, then on) leaves no expression overridden.
+        Spout Out and NDI Out/In have ``active``; the Syphon Spout In TOP has none (its
+        page lists only ``usespoutactivesender`` and ``sendername``): the ``from_daemon``
+        Switch cooks it only while it is selected. The NDI In TOP's Source Name is
+        ``MACHINE (SourceName)`` (``panel.ndi_source_name``).
         """
         ndi = self._str("Transport") == "ndi"
-        for name, on in (("spout_to_daemon", not ndi), ("spout_from_daemon", not ndi),
-                         ("ndi_to_daemon", ndi), ("ndi_from_daemon", ndi)):
+        for name, on in (("spout_to_daemon", not ndi), ("ndi_to_daemon", ndi), (NDI_IN, ndi)):
             o = self._op(name)
             active = getattr(o.par, "active", None) if o is not None else None
             if active is not None and active.eval() != on:
                 active.val = on
+        ndi_in = self._op(NDI_IN)
+        source = panel.ndi_source_name(self._str("Ndisource"), self._str("Receiver"), self._str("Host"),
+                                       socket.gethostname())
+        par = getattr(ndi_in.par, "name", None) if ndi_in is not None else None
+        if par is not None and par.eval() != source:
+            par.val = source
+        if ndi and not source:
+            self.Error("NDI: set NDI source to the daemon's 'MACHINE (AvatarBridge)' as the NDI In TOP lists it")
 
     def OpenWindow(self) -> None:
-        """Open the stage output window (Window COMP ``stage_window``)."""
+        """Open the stage output (Window COMP ``stage_window``) as the Perform window: the
+        docs advise Perform mode, not a separate window, for final output (Window_COMP)."""
         window = self._op(WINDOW)
-        if window is None:
-            self.Error(f"no Window COMP named {WINDOW!r}")
+        pulse = getattr(window.par, "performance", None) if window is not None else None
+        if pulse is None:
+            self.Error(f"no Window COMP named {WINDOW!r} with Open as Perform Window")
             return
-        window.par.winopen.pulse()
+        pulse.pulse()
+
+    def ShowAcks(self) -> None:
+        """Open the ``acks`` table (address, sent, applied) in a viewer (OP.openViewer)."""
+        dat = self._op(ACKS_DAT)
+        if dat is not None and hasattr(dat, "openViewer"):
+            dat.openViewer()
+
+    def Help(self) -> None:
+        """Open the README (``Docs`` on the About page) with the system viewer (ui.viewFile)."""
+        ui = globals().get("ui")
+        path = self.Path("Docs")
+        if ui is None or not path:
+            self.Error(f"help: open {path or 'touchdesigner/README.md'}")
+            return
+        ui.viewFile(path)
 
     # ------------------------------------------------------------------ OSC from the daemon
     def OnOSC(self, address: str, args: Any) -> None:
@@ -328,7 +370,7 @@ class AvatarBridgeExt:
             elif address == FPS and args:
                 self._set("Fps", round(float(args[0]), 2))
             elif address == LATENCY and args:
-                self._set("Latencyms", round(float(args[0]), 1))
+                self._set("Latency", round(float(args[0]), 1))
             elif address == DROPPED and args:
                 self._set("Dropped", int(args[0]))
             elif address in (STATUS_ERROR, ERROR) and args:
@@ -366,22 +408,24 @@ class AvatarBridgeExt:
 
     def _on_reconnect(self, why: str) -> None:
         self.Log(f"[td] reconnect: {why}")
-        if self._get("Resendonreconnect", True):
+        if self._get("Resend", True):
             self._resend_changes()
-        for name in RECEIVERS:  # re-open the receivers so they pick up the new sender
-            receiver = self._op(name)
-            active = getattr(receiver.par, "active", None) if receiver is not None else None
-            if active is not None and active.eval():
-                active.val = False
-                self.scheduled.append((self.clock() + 0.5, self.ApplyTransport))
+        # Re-open the receiver so it picks up the restarted sender: the NDI In TOP is turned
+        # off and on again; the Syphon Spout In TOP has no Active, it gets a forced cook.
+        ndi_in = self._op(NDI_IN)
+        active = getattr(ndi_in.par, "active", None) if ndi_in is not None else None
+        if active is not None and active.eval():
+            active.val = False
+            self.scheduled.append((self.clock() + 0.5, self.ApplyTransport))
+        spout_in = self._op(SPOUT_IN)
+        if spout_in is not None and self._str("Transport") != "ndi" and hasattr(spout_in, "cook"):
+            spout_in.cook(force=True)
 
     def _on_ack(self, address: str, args: list) -> None:
         target = panel.PREFIX + "/" + address[len(panel.ACK_PREFIX):]
         value = args[0] if args else None
         self.applied[target] = value
-        spec = self.by_address.get(target)
-        if spec is not None and spec.applied:
-            self._set(spec.applied, panel.format_value(value))
+        self._set("Lastack", f"{target[len(panel.PREFIX) + 1:]} = {panel.format_value(value)}")
         self._write_acks()
 
     def _write_acks(self) -> None:
@@ -407,11 +451,33 @@ class AvatarBridgeExt:
         else:
             first = "avatar-bridge: {}   {:.1f} fps   {:.0f} ms   dropped {}".format(
                 (self.state or "?").upper(), float(self._get("Fps", 0) or 0),
-                float(self._get("Latencyms", 0) or 0), self._get("Dropped", 0))
+                float(self._get("Latency", 0) or 0), self._get("Dropped", 0))
         error = self._str("Lasterror")
         return first + ("\nlast error: " + error if error else "")
 
+    def StatusChannels(self) -> dict[str, float]:
+        """The ``status`` CHOP's channels: fps, latency (ms), dropped, state (``panel.STATE_CODES``:
+        0 not connected, 1 starting, 2 loading, 3 live, 4 error), connected (0/1)."""
+        state = self.state if self.connected else "not connected"
+        return {"fps": float(self._get("Fps", 0) or 0), "latency": float(self._get("Latency", 0) or 0),
+                "dropped": float(self._get("Dropped", 0) or 0), "state": float(panel.STATE_CODES.get(state, 0)),
+                "connected": 1.0 if self.connected else 0.0}
+
+    def _write_status_chop(self) -> None:
+        chop = self._op(STATUS_CHOP)
+        if chop is None:
+            return
+        values = self.StatusChannels()
+        for i in range(len(values)):
+            name_par = getattr(chop.par, f"const{i}name", None)
+            value_par = getattr(chop.par, f"const{i}value", None)
+            if name_par is None or value_par is None or name_par.eval() not in values:
+                continue
+            if value_par.eval() != values[name_par.eval()]:
+                value_par.val = values[name_par.eval()]
+
     def _show_status(self) -> None:
+        self._write_status_chop()
         text = self.StatusText()
         if text == self._status_shown:
             return
@@ -436,10 +502,12 @@ class AvatarBridgeExt:
         return self._midi_rows
 
     def OnMidi(self, channel: str, value: float) -> None:
-        """A MIDI CHOP channel changed: learn it, or drive the parameters mapped to it.
+        """A MIDI CHOP channel changed (CHOP Execute DAT): learn it, or fire a pulse mapped to it.
 
-        A slider, toggle or menu parameter is set on the panel (the Parameter Execute DAT
-        then sends it); a pulse (``/bridge/reload``) fires when a button goes down.
+        Sliders, toggles and menus are not written here: ``MidiCook`` makes their channels
+        and ``midi_out`` exports them, TouchDesigner's own route, which leaves the
+        parameter's mode to TouchDesigner. A pulse (``/bridge/reload``) fires when a button
+        goes down (rises past half way).
         """
         if self.learn_target is not None:
             self._learn(channel, value)
@@ -447,25 +515,59 @@ class AvatarBridgeExt:
         previous = self._midi_last.get(channel, 0.0)
         self._midi_last[channel] = value
         for row in self.MidiRows():
-            if row.control != channel:
-                continue
+            spec = self.by_address.get(row.address) if row.control == channel else None
+            if spec is not None and spec.kind == "pulse" and value / row.inmax >= 0.5 > previous / row.inmax:
+                par = self._par(spec.name)
+                if par is not None:
+                    par.pulse()  # the Parameter Execute DAT sends it, as for a click
+
+    def MidiExportable(self, par: Any) -> bool:
+        """True when MIDI may drive ``par``: constant mode, or already exported from ``midi_out``.
+
+        A parameter the user bound, gave an expression or exported from another CHOP is
+        left alone (Par.mode, Par.exportOP; Par_Class).
+        """
+        mode = getattr(par, "mode", None)
+        name = getattr(mode, "name", str(mode)).rsplit(".", 1)[-1]
+        if name == "CONSTANT":
+            return True
+        if name == "EXPORT":
+            source = getattr(par, "exportOP", None)
+            return source is not None and getattr(source, "name", "") == MIDI_OUT
+        return False
+
+    def MidiCook(self, script_op: Any) -> None:
+        """Script CHOP ``onCook``: one channel ``<comp>:<Par>`` per mapped parameter, at the
+        value the row scales its control to (``panel.midi_value``; toggles 0/1, menus the
+        item index, as CHOP export reads them). Controls not seen yet make no channel, so a
+        parameter keeps its own value until its control moves."""
+        inputs = getattr(script_op, "inputs", [])
+        if not inputs:
+            return
+        values = {c.name: c.eval() for c in inputs[0].chans()}
+        made: set[str] = set()
+        for row in self.MidiRows():
             spec = self.by_address.get(row.address)
-            if spec is None:
-                continue
-            if spec.kind == "pulse":  # a button press (rising past half way) fires it once
-                if value / row.inmax >= 0.5 > previous / row.inmax:
-                    self.Send(spec)
+            if spec is None or spec.kind == "pulse" or row.control not in values or spec.name in made:
                 continue
             par = self._par(spec.name)
             if par is None:
                 continue
-            new = panel.midi_value(row, spec, value)
-            if new is not None:
-                par.val = new  # the Parameter Execute DAT sends it, as for a mouse change
+            if not self.MidiExportable(par):
+                if spec.name not in self._midi_skipped:
+                    self._midi_skipped.add(spec.name)
+                    self._set("Midistatus", f"{spec.name} has a bind, expression or export: MIDI leaves it alone")
+                continue
+            value = panel.midi_value(row, spec, values[row.control])
+            if value is None:
+                continue
+            chan = script_op.appendChan(f"{self.ownerComp.name}:{spec.name}")
+            chan.vals = [panel.channel_value(spec, value)]
+            made.add(spec.name)
 
     def MidiLearn(self) -> None:
-        """Arm MIDI learn for the parameter picked in ``Miditarget``; the next control moved is mapped."""
-        spec = self.by_name.get(self._str("Miditarget"))
+        """Arm MIDI learn for the parameter picked in ``Learntarget``; the next control moved is mapped."""
+        spec = self.by_name.get(self._str("Learntarget"))
         if spec is None or not (spec.numeric or spec.kind == "pulse"):
             self.Error("MIDI learn: pick a parameter in MIDI target first")
             return
@@ -484,8 +586,8 @@ class AvatarBridgeExt:
         self.Log(f"[td] MIDI learn: {channel} -> {spec.address}")
 
     def LoadMidiMap(self) -> None:
-        """Load ``Midimapfile`` (tab-separated) into the ``midi_map`` table."""
-        path = self._str("Midimapfile")
+        """Load ``Midimap`` (tab-separated; relative to ``project.folder``) into the ``midi_map`` table."""
+        path = self.Path("Midimap")
         try:
             with open(path, encoding="utf-8") as f:
                 text = f.read()
@@ -498,8 +600,8 @@ class AvatarBridgeExt:
         self.MidiRows()
 
     def SaveMidiMap(self) -> None:
-        """Write the ``midi_map`` table back to ``Midimapfile``."""
-        path = self._str("Midimapfile")
+        """Write the ``midi_map`` table back to ``Midimap``."""
+        path = self.Path("Midimap")
         rows = self.MidiRows()
         try:
             with open(path, "w", encoding="utf-8", newline="\n") as f:
@@ -517,15 +619,15 @@ class AvatarBridgeExt:
     def DaemonCommand(self) -> list[str]:
         """The daemon's argv from the Bridge and Daemon pages (see ``panel.daemon_command``)."""
         settings = panel.DaemonSettings(
-            command=self._str("Daemoncmd"),
+            command=self._str("Cmd"),
             transport=self._str("Transport") or "spout",
-            sender=self._str("Sendername"),
-            receiver=self._str("Receivername"),
+            sender=self._str("Sender"),
+            receiver=self._str("Receiver"),
             preset=self._str(self.by_address[panel.PRESET].name) if panel.PRESET in self.by_address else panel.DEFAULT_PRESET,
             device=self._str("Device"),
-            extra=self._str("Daemonargs"),
-            osc_args=["--osc-port", str(int(self._get("Sendport", 9000))),
-                      "--osc-reply", f"127.0.0.1:{int(self._get('Receiveport', 9001))}"],
+            extra=self._str("Args"),
+            osc_args=["--osc-port", str(int(self._get("Port", 9000))),
+                      "--osc-reply", f"127.0.0.1:{int(self._get('Replyport', 9001))}"],
         )
         return panel.daemon_command(settings)
 
@@ -538,7 +640,7 @@ class AvatarBridgeExt:
         if host not in LOCAL_HOSTS:
             self.Error(f"Start daemon runs it on this machine but Host is {host}: on that machine run "
                        "avatar-bridge run ... --osc-host 0.0.0.0 --osc-allow <this IP> --osc-reply <this IP>:"
-                       f"{int(self._get('Receiveport', 9001))}")
+                       f"{int(self._get('Replyport', 9001))}")
             return
         try:
             argv = self.DaemonCommand()

@@ -39,11 +39,20 @@ PING = PREFIX + "/ping"
 ACK_PREFIX = PREFIX + "/ack/"
 
 #: Custom pages the build script makes by hand (never generated from the schema).
-FIXED_PAGES = ("Bridge", "Daemon", "Status", "MIDI")
+FIXED_PAGES = ("Status", "Bridge", "Daemon", "MIDI", "About")
 #: Page that holds the daemon-wide controls from the schema (preset, bypass, reload).
 CONTROLS_PAGE = "Controls"
-#: Suffix of the read-only parameter that shows the value the daemon acknowledged.
-APPLIED_SUFFIX = "applied"
+#: Words shortened in a parameter name longer than ``SHORT_NAME_MAX`` letters (palette style:
+#: short names on pages, the full words in the label).
+ABBREVIATIONS = {
+    "controlnet": "cn", "conditioning": "cond", "similarity": "sim", "threshold": "thresh",
+    "negative": "neg", "adapter": "a", "reference": "ref", "acceleration": "accel",
+    "channels": "ch", "guidance": "guide", "refine": "ref", "confidence": "conf",
+}
+SHORT_NAME_MAX = 12
+#: ``state`` status channel: the daemon's state as a number (bridge/engine.py states).
+STATE_CODES = {"not connected": 0, "no heartbeat": 0, "stopped": 0, "starting": 1, "loading": 2, "live": 3,
+               "error": 4}
 #: A preset name the daemon accepts (same rule as ``bridge.presets.NAME_RE``).
 PRESET_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 #: The preset the panel selects first: premultiplied alpha, what the Over TOP expects.
@@ -56,8 +65,8 @@ class ParamSpec:
 
     ``kind`` is the TouchDesigner parameter style: ``float``, ``int``, ``toggle``,
     ``menu``, ``str`` or ``pulse``. ``osc_type`` is the schema's type tag, which decides
-    the OSC argument sent (a toggle made from an ``i`` 0..1 entry sends an int).
-    ``applied`` names the read-only twin showing the acknowledged value ('' for pulses).
+    the OSC argument sent (a toggle made from an ``i`` 0..1 entry sends an int). ``name``
+    is short (``Strength``, ``Cncondscale``); ``label`` has the words.
     """
 
     name: str
@@ -72,7 +81,6 @@ class ParamSpec:
     choices: list[str] | None = None
     load_time: bool = False
     description: str = ""
-    applied: str = ""
 
     @property
     def numeric(self) -> bool:
@@ -107,6 +115,22 @@ def td_name(text: str) -> str:
     if cleaned[0].isdigit():
         cleaned = "p" + cleaned
     return cleaned[0].upper() + cleaned[1:]
+
+
+def short_name(stage: str, param: str, taken: set[str]) -> str:
+    """A short, unused custom parameter name for ``param`` of ``stage`` ('' for daemon-wide).
+
+    ``guidance_scale`` -> ``Guidancescale``; longer than ``SHORT_NAME_MAX`` letters, its
+    words are shortened (``controlnet_conditioning_scale`` -> ``Cncondscale``). A name
+    already taken (another stage's ``model``, a fixed parameter) gets the stage in front
+    (``Posemodel``), then a number.
+    """
+    name = td_name(param)
+    if len(name) > SHORT_NAME_MAX:
+        name = td_name("".join(ABBREVIATIONS.get(w.lower(), w) for w in re.split(r"[_\W]+", param)))
+    if name in taken and stage:
+        name = td_name(stage + name)
+    return _unique(name, taken)
 
 
 def _unique(name: str, taken: set[str]) -> str:
@@ -158,7 +182,7 @@ def specs_from_schema(entries: Iterable[dict[str, Any]], reserved: Iterable[str]
         if page in FIXED_PAGES:
             page += "stage"
         spec = ParamSpec(
-            name=_unique(td_name("".join(parts)), taken),
+            name=short_name(parts[0] if len(parts) > 1 else "", parts[-1], taken),
             address=address,
             osc_type=tag,
             kind=kind,
@@ -171,8 +195,6 @@ def specs_from_schema(entries: Iterable[dict[str, Any]], reserved: Iterable[str]
             load_time=bool(e.get("load_time")),
             description=str(e.get("description") or ""),
         )
-        if kind != "pulse":
-            spec.applied = _unique(spec.name + APPLIED_SUFFIX, taken)
         specs.append(spec)
     return specs
 
@@ -276,7 +298,8 @@ def configure_par(par: Any, spec: ParamSpec, menu: list[str] | None = None) -> N
 
 
 def create_parameters(comp: Any, specs: list[ParamSpec], presets: list[str]) -> dict[str, Any]:
-    """Add every spec (and its read-only ``applied`` twin) to ``comp``'s custom pages.
+    """Add every spec to ``comp``'s custom pages (what the daemon acknowledged goes to the
+    ``acks`` table, not to a read-only twin of each parameter).
 
     Pages are created in schema order with ``comp.appendCustomPage(name)``; the preset
     menu lists ``presets``. Returns ``{parameter name: Par}``.
@@ -290,11 +313,6 @@ def create_parameters(comp: Any, specs: list[ParamSpec], presets: list[str]) -> 
         par = _append(page, spec)
         configure_par(par, spec, presets if spec.address == PRESET else None)
         made[spec.name] = par
-        if spec.applied:
-            twin = page.appendStr(spec.applied, label="   applied")[0]
-            twin.readOnly = True
-            twin.val = ""
-            made[spec.applied] = twin
     return made
 
 
@@ -408,6 +426,17 @@ def format_midi_map(rows: Iterable[MidiRow]) -> str:
     return "\n".join(out) + "\n"
 
 
+def channel_value(spec: ParamSpec, value: Any) -> float:
+    """A parameter value as the CHOP channel that exports it (CHOP_Export: a toggle is on
+    above 0, a menu picks item ``int(value)``)."""
+    if spec.kind == "toggle":
+        return 1.0 if value else 0.0
+    if spec.kind == "menu":
+        items = spec.choices or []
+        return float(items.index(value)) if value in items else 0.0
+    return float(value)
+
+
 def midi_value(row: MidiRow, spec: ParamSpec, raw: float) -> Any:
     """The parameter value for controller value ``raw`` under ``row``.
 
@@ -482,3 +511,52 @@ def daemon_command(s: DaemonSettings, windows: bool | None = None) -> list[str]:
     if s.device:
         argv += ["--device", s.device]
     return argv + list(s.osc_args) + split_command(s.extra, windows)
+
+
+# --------------------------------------------------------------------------- paths, NDI, version
+
+
+def relative_to(path: str, folder: str) -> str:
+    """``path`` relative to ``folder`` (``project.folder``) when it lies inside it, else as given.
+
+    TouchDesigner resolves a relative file or folder parameter against ``project.folder``,
+    so a project that moves with its files keeps working.
+    """
+    if not path or not folder:
+        return path
+    try:
+        rel = os.path.relpath(os.path.abspath(path), os.path.abspath(folder))
+    except ValueError:  # another drive on Windows
+        return path
+    return path if rel == os.pardir or rel.startswith(os.pardir + os.sep) else rel.replace(os.sep, "/")
+
+
+def resolve(path: str, folder: str) -> str:
+    """A parameter's path as Python must open it: relative ones are under ``folder`` (``project.folder``)."""
+    if not path or os.path.isabs(path) or not folder:
+        return path
+    return os.path.normpath(os.path.join(folder, path))
+
+
+def ndi_source_name(source: str, receiver: str, host: str, hostname: str) -> str:
+    """The NDI In TOP's Source Name: ``MACHINE (SourceName)`` (NDI_In_TOP lists sources so).
+
+    ``source`` (NDI source on the Bridge page) wins; else a daemon on this machine
+    (``host`` local) is ``<HOSTNAME> (<receiver>)``; else '' (the machine name is unknown:
+    pick the source in the NDI In TOP's menu).
+    """
+    if source.strip():
+        return source.strip()
+    if host in ("127.0.0.1", "localhost", "::1", "") and hostname and receiver:
+        return f"{hostname.split('.')[0].upper()} ({receiver})"
+    return ""
+
+
+def read_version(repo: str) -> str:
+    """``version`` from ``<repo>/pyproject.toml`` ('unknown' when it cannot be read)."""
+    try:
+        with open(os.path.join(repo, "pyproject.toml"), encoding="utf-8") as f:
+            match = re.search(r'^version\s*=\s*"([^"]+)"', f.read(), re.M)
+    except OSError:
+        return "unknown"
+    return match.group(1) if match else "unknown"

@@ -1,7 +1,7 @@
 """CHOP Execute DAT callbacks (``midi_exec``) on the merged MIDI channels (MIDI In Map
-CHOP sliders/buttons and MIDI In CHOP controllers): each change goes to the extension,
-which looks the channel up in the ``midi_map`` table. Callback signature from
-docs.derivative.ca/CHOP_Execute_DAT."""
+CHOP sliders/buttons and MIDI In CHOP controllers): each change goes to the extension, for
+MIDI learn and for buttons mapped to pulses (values reach the parameters by CHOP export,
+see ``midi_scale_callbacks.py``). Signature from docs.derivative.ca/ChopexecuteDAT_Class."""
 
 
 def onValueChange(channel, sampleIndex, val, prev):

@@ -1,16 +1,18 @@
 """Parameter Execute DAT callbacks (``panel_exec``), watching the control COMP's custom
-parameters: a change or a pulse goes to the extension, which sends it to the daemon.
-Callback names from docs.derivative.ca/Parameter_Execute_DAT."""
+parameters: a change (once a frame) or a pulse goes to the extension, which sends it to
+the daemon. Names from docs.derivative.ca/Parameter_Execute_DAT; ``onValueChange`` is
+``(par, val, prev)`` in the Feb 2026 docs copy and ``(par, prev)`` in older builds, so
+the previous value is taken as the last argument either way."""
 
 
 def _ext():
     return getattr(parent().ext, "AvatarBridgeExt", None)
 
 
-def onValueChange(par, prev):
+def onValueChange(par, *args):
     ext = _ext()
     if ext is not None:
-        ext.OnParValueChange(par, prev)
+        ext.OnParValueChange(par, args[-1] if args else None)
     return
 
 
