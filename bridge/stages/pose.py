@@ -464,7 +464,7 @@ class PoseStage(Pipeline):
         keypoints = torch.zeros((len(video), NUM_KEYPOINTS, 3), dtype=torch.float32)
         people_per_frame: list[list[Person]] = []
         canvas = self._canvas_for(height, width)
-        canvas_t = torch.from_numpy(canvas)
+        images_np = images.numpy()
         threshold = max(min_confidence, 1e-6)
         for t, frame in enumerate(video):
             if tuple(frame.shape[:3]) != (1, height, width):
@@ -477,6 +477,6 @@ class PoseStage(Pipeline):
                 if n == 0:
                     keypoints[t].copy_(torch.from_numpy(kept))
                 draw_skeleton(kept, height, width, min_confidence, line_scale, out=canvas, clear=False)
-            images[t].copy_(canvas_t).mul_(1.0 / 255.0)
+            np.multiply(canvas, np.float32(1.0 / 255.0), out=images_np[t])  # one pass, uint8 -> float32
         images = images.to(self.device)
         return {"video": images, "control_video": images, "keypoints": keypoints, "people": people_per_frame}
