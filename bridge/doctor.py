@@ -49,6 +49,26 @@ def check_torch() -> Check:
     return Check("torch", True, f"{torch.__version__}; devices: {', '.join(devices)}")
 
 
+def check_vision_runtime() -> Check:
+    """LiteRT's version and the bundled vision models (each one loaded), ``bridge.vision.runtime``."""
+    from bridge.errors import ModelMissingError
+    from bridge.vision.runtime import MODELS, MODELS_DIR, RUNTIME_FIX, LiteModel, runtime_version
+
+    version = runtime_version()
+    if version is None:
+        return Check("vision runtime", False, "LiteRT (ai-edge-litert) missing", RUNTIME_FIX)
+    loaded, problems = [], []
+    for name in MODELS:
+        try:
+            LiteModel(name)
+            loaded.append(f"{name} ({(MODELS_DIR / name).stat().st_size / 1e6:.1f} MB)")
+        except ModelMissingError as exc:
+            problems.append(str(exc).split(";")[0])
+    if problems:
+        return Check("vision runtime", False, f"LiteRT {version}; {'; '.join(problems)}", "reinstall avatar-bridge (the models ship inside the package)")
+    return Check("vision runtime", True, f"LiteRT {version}; bundled models: {', '.join(loaded)}")
+
+
 def check_alpha_model() -> Check:
     from bridge.errors import ModelMissingError
     from bridge.stages.alpha import load_selfie_segmenter
@@ -102,7 +122,7 @@ def check_avatar_models() -> Check:
 
 
 #: The checks, in report order. Other modules append theirs.
-CHECKS: list[Callable[[], Check]] = [check_python, check_torch, check_alpha_model, check_video_io, check_camera, check_spout, check_ndi, check_osc, check_avatar_models]
+CHECKS: list[Callable[[], Check]] = [check_python, check_torch, check_vision_runtime, check_alpha_model, check_video_io, check_camera, check_spout, check_ndi, check_osc, check_avatar_models]
 
 
 def run_checks() -> list[Check]:
