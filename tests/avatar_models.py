@@ -72,8 +72,12 @@ def _randomize(module: torch.nn.Module, std: float = 0.05) -> None:
                 p.normal_(0.0, std)
 
 
-def build_base(root: Path, family: str, full_vae: bool = True) -> Path:
-    """A tiny diffusers pipeline folder (model_index.json, unet/, text_encoder(_2)/, tokenizer(_2)/, scheduler/, vae/)."""
+def build_base(root: Path, family: str, full_vae: bool = True, prediction_type: str = "epsilon") -> Path:
+    """A tiny diffusers pipeline folder (model_index.json, unet/, text_encoder(_2)/, tokenizer(_2)/, scheduler/, vae/).
+
+    ``prediction_type`` goes into the scheduler config: ``"v_prediction"`` makes a
+    v-prediction model like SD 2.1 768-v (same random weights; the engine reads the config).
+    """
     from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionPipeline, StableDiffusionXLPipeline
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
@@ -91,7 +95,7 @@ def build_base(root: Path, family: str, full_vae: bool = True) -> Path:
         down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4, sample_size=64,
     )
     scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                                       timestep_spacing="trailing", steps_offset=1)
+                                       timestep_spacing="trailing", steps_offset=1, prediction_type=prediction_type)
     if family == "sdxl":
         pipe = StableDiffusionXLPipeline(
             vae=vae, text_encoder=CLIPTextModel(text_config(SDXL_TEXT)),
