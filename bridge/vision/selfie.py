@@ -22,6 +22,9 @@ masks match ``mediapipe.solutions.selfie_segmentation`` 0.10.21 to a mean |diff|
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
@@ -57,6 +60,7 @@ class SelfieSegmenter:
         self._resized = np.empty((self.input_height, self.input_width, 3), np.uint8)
         self._input = np.empty((1, self.input_height, self.input_width, 3), np.float32)
         self._matrix = np.zeros((2, 3), np.float64)
+        self._buffers: dict[tuple[str, tuple[int, int]], np.ndarray] = {}
 
     def close(self) -> None:
         """Release the interpreter (the instance is unusable afterwards)."""
@@ -109,3 +113,116 @@ class SelfieSegmenter:
             np.copyto(out, mask)
             return out
         return cv2.resize(mask, (w, h), dst=out, interpolation=cv2.INTER_LINEAR)
+
+    def zoom(self, rgb: np.ndarray, windows: list["Window"], out: np.ndarray, scale: float = 1.0) -> np.ndarray:
+        """Segment ``rgb`` again inside each window and write the result into ``out``.
+
+        Args:
+            rgb: (H', W', 3) uint8 RGB: the frame, at ``scale`` times the size of ``out``
+                (the windows are cut from it, so a larger frame gives them more detail).
+            windows: squares in ``out``'s pixels (:func:`zoom_windows`).
+            out: (H, W) float32 person probability of the full-frame pass; inside the
+                windows it is replaced by the windows' own masks (per-pixel max where
+                windows overlap), outside it is kept.
+            scale: ``rgb`` pixels per ``out`` pixel.
+
+        Returns:
+            ``out``.
+        """
+        if not windows:
+            return out
+        h, w = out.shape[:2]
+        acc = self._scratch("acc", (h, w))
+        acc.fill(-1.0)
+        back = self._scratch("back", (h, w))
+        for window in windows:
+            matrix = window.matrix(self.input_width, self.input_height)
+            source = matrix if scale == 1.0 else Window(window.cx * scale, window.cy * scale, window.side * scale).matrix(
+                self.input_width, self.input_height)
+            mask = self.raw(rgb, source)
+            cv2.warpAffine(mask, matrix, (w, h), dst=back, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                           borderMode=cv2.BORDER_CONSTANT, borderValue=-1.0)
+            np.maximum(acc, back, out=acc)
+        np.copyto(out, acc, where=acc >= 0.0)
+        return out
+
+    def _scratch(self, name: str, shape: tuple[int, int]) -> np.ndarray:
+        key = (name, shape)
+        buf = self._buffers.get(key)
+        if buf is None:
+            if len(self._buffers) > 8:
+                self._buffers.clear()
+            buf = self._buffers[key] = np.empty(shape, np.float32)
+        return buf
+
+
+#: A person region wider than this many times its height is taken for several people side
+#: by side (two people shoulder to shoulder merge into one region of the full-frame mask)
+#: and covered by square windows of the region's height instead of one wide window.
+SPLIT_ASPECT = 1.3
+
+
+@dataclass(frozen=True)
+class Window:
+    """A square zoom window in image pixels: centre (cx, cy) and side length."""
+
+    cx: float
+    cy: float
+    side: float
+
+    def matrix(self, input_width: int, input_height: int) -> np.ndarray:
+        """(2, 3) float64 affine from image pixels to a model input of the given size.
+
+        The square is stretched onto the input corner to corner (for the landscape model a
+        square becomes 256x144, as MediaPipe stretches any frame onto the input).
+        """
+        sx, sy = input_width / self.side, input_height / self.side
+        return np.array([[sx, 0.0, input_width / 2 - sx * self.cx], [0.0, sy, input_height / 2 - sy * self.cy]], np.float64)
+
+
+def person_regions(mask: np.ndarray, min_area: float, level: float = 0.5) -> list[tuple[int, int, int, int]]:
+    """Bounding boxes (x, y, w, h, pixels) of the connected regions of ``mask > level``.
+
+    Args:
+        mask: (H, W) float32 person probability.
+        min_area: smallest region kept, as a fraction of the frame's area.
+
+    Returns:
+        The regions, largest first.
+    """
+    binary = cv2.compare(mask, float(level), cv2.CMP_GT)
+    count, _, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    limit = float(min_area) * mask.shape[0] * mask.shape[1]
+    regions = [(int(s[4]), tuple(int(v) for v in s[:4])) for s in stats[1:count] if s[4] >= limit]
+    return [r for _, r in sorted(regions, key=lambda item: -item[0])]
+
+
+def zoom_windows(regions: list[tuple[float, float, float, float]], height: int, width: int, scale: float,
+                 max_fraction: float) -> list[Window]:
+    """Square windows in which each person region fills the model's input.
+
+    One window per region, centred on it, of side ``scale * max(w, h)``; a region wider
+    than :data:`SPLIT_ASPECT` times its height gets ``ceil(w / h)`` windows of side
+    ``scale * h`` spread along it. Windows whose side exceeds ``max_fraction`` of the
+    frame's long side are left out: that person already fills the full-frame pass.
+
+    Args:
+        regions: (x, y, w, h) boxes in pixels.
+        height, width: the frame size in pixels.
+        scale: window side relative to the region (>= 1 leaves a margin around the person).
+        max_fraction: largest window side as a fraction of ``max(height, width)``.
+    """
+    limit = float(max_fraction) * max(height, width)
+    windows = []
+    for x, y, w, h in regions:
+        if w <= 0 or h <= 0:
+            continue
+        if w > SPLIT_ASPECT * h:
+            count = math.ceil(w / h)
+            side = scale * h
+            centres = [x + h / 2 + k * (w - h) / (count - 1) for k in range(count)]
+            boxes = [Window(cx, y + h / 2, side) for cx in centres]
+        else:
+            boxes = [Window(x + w / 2, y + h / 2, scale * max(w, h))]
+        windows.extend(b for b in boxes if b.side <= limit)
+    return windows
