@@ -31,6 +31,34 @@ EXTRA_COMMANDS: list[str] = ["bridge.bench", "bridge.models"]
 RUN_EXTENSIONS: list[str] = ["bridge.osc.daemon", "bridge.transports.ndi_options"]
 
 
+VERBOSE_HELP = "debug logging, and the inference runtime's own log lines (LiteRT/TFLite, absl), hidden by default"
+
+#: Environment variables that set the native runtimes' log thresholds (TensorFlow Lite /
+#: LiteRT and absl: 0 = everything, 2 = errors only; glog: 0 = INFO, 2 = ERROR). Set only
+#: when the user has not set them.
+NATIVE_LOG_ENV = ("TF_CPP_MIN_LOG_LEVEL", "GLOG_minloglevel")
+
+
+def set_verbosity(verbose: bool) -> None:
+    """Quiet (default) or ``--verbose`` output for the whole process.
+
+    Quiet: our INFO logging, and the inference runtime's native log lines (``INFO: Created
+    TensorFlow Lite XNNPACK delegate for CPU``, ``W0000 ...``) are hidden
+    (:func:`bridge.vision.runtime.set_verbose`, errors-only native log levels). Verbose:
+    DEBUG logging and every native line.
+    """
+    import os
+
+    from bridge.vision.runtime import set_verbose
+
+    set_verbose(verbose)
+    for name in NATIVE_LOG_ENV:
+        os.environ.setdefault(name, "0" if verbose else "2")
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for name in ("absl", "ai_edge_litert", "tensorflow"):
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.ERROR)
+
+
 class UsageError(BridgeError):
     """A bad command line."""
 
@@ -57,10 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
     """The full argument parser."""
     parser = _Parser(prog="avatar-bridge", description="TouchDesigner <-> real-time AI avatar bridge daemon.")
     parser.add_argument("--version", action="version", version=f"avatar-bridge {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    # --verbose is also accepted after the command (avatar-bridge run --verbose ...)
+    verbose = argparse.ArgumentParser(add_help=False)
+    verbose.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
 
-    run = sub.add_parser("run", help="stream frames from a source through a preset's stages to a sink")
+    run = sub.add_parser("run", parents=[verbose], help="stream frames from a source through a preset's stages to a sink")
     run.add_argument("--source", required=True, metavar="URI", help="video:PATH | camera:N | images:DIR | spout:SENDER | ndi:NAME")
     run.add_argument("--sink", required=True, metavar="URI", help="images:DIR | movie:PATH(.mov|.webm) | spout:SENDER | ndi:NAME | null:")
     run.add_argument("--preset", default="default", metavar="NAME", help="preset from presets/ (default: default)")
@@ -73,12 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
         ext.add_run_options(run)
     run.set_defaults(func=cmd_run)
 
-    demo = sub.add_parser("demo", help="run the real sample clip through the default preset")
+    demo = sub.add_parser("demo", parents=[verbose], help="run the real sample clip through the default preset")
     demo.add_argument("--out", default="out/demo", metavar="DIR", help="where the RGBA PNGs go (default out/demo)")
     demo.add_argument("--preset", default="default", metavar="NAME")
     demo.set_defaults(func=cmd_demo)
 
-    doctor = sub.add_parser("doctor", help="what transports, stages, models and devices work here")
+    doctor = sub.add_parser("doctor", parents=[verbose], help="what transports, stages, models and devices work here")
     doctor.set_defaults(func=cmd_doctor)
 
     presets = sub.add_parser("presets", help="list or show presets")
@@ -102,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script. Returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    set_verbosity(args.verbose)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

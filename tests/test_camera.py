@@ -100,8 +100,20 @@ def test_uri_forms():
     assert open_source("camera:2").device == 2
     assert open_source("camera:/dev/video4").device == "/dev/video4"
     assert open_source("camera:").device == 0
+    assert open_source("camera:rtsp://192.168.1.20/stream").device == "rtsp://192.168.1.20/stream"
     with pytest.raises(ConfigError, match="camera:0"):
         open_source("camera:-1")
+    for bad in ("abc", "video0", "./clip.mp4", "1.5"):  # neither an index nor a device path nor a URL
+        with pytest.raises(ConfigError, match="neither a camera index"):
+            open_source(f"camera:{bad}")
+
+
+def test_a_well_named_camera_absent_at_start_is_waited_for(bus):
+    source = open_source("camera:/dev/video9")  # not plugged in: accepted, read() reports it
+    source.open()
+    with pytest.raises(SourceLost, match="/dev/video9"):
+        source.read()
+    source.close()
 
 
 def test_frames_are_rgb_live_with_fps(bus):

@@ -22,7 +22,6 @@ import sys
 from importlib.metadata import packages_distributions
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "bridge"

@@ -9,6 +9,7 @@ it, closes the camera and opens it again with back-off until it is back.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from typing import Any
 
@@ -52,16 +53,28 @@ class CameraSource(Source):
 
     @classmethod
     def from_uri(cls, target: str, **options: Any) -> CameraSource:
-        """``camera:N`` (index) or ``camera:/dev/videoN``; ``camera:`` alone is camera 0.
+        """``camera:N`` (index), ``camera:/dev/videoN`` (a device path) or ``camera:rtsp://...``
+        (a stream URL OpenCV opens); ``camera:`` alone is camera 0.
+
+        Only the form is checked here: a camera that is well named but absent at start is
+        waited for (``read`` raises :class:`~bridge.errors.SourceLost`, the engine retries).
 
         Raises:
-            ConfigError: a negative index.
+            ConfigError: a negative index, or a target that is neither an index, nor an
+                absolute device path, nor a URL (``camera:abc``).
         """
         target = target.strip()
-        device: int | str = int(target) if target.lstrip("-").isdigit() else (target or 0)
-        if isinstance(device, int) and device < 0:
-            raise ConfigError(f"camera index must be 0 or more, not {device}: camera:0 is the first camera")
-        return cls(device)
+        if target.lstrip("-").isdigit():
+            index = int(target)
+            if index < 0:
+                raise ConfigError(f"camera index must be 0 or more, not {index}: camera:0 is the first camera")
+            return cls(index)
+        if not target:
+            return cls(0)
+        if not _is_device_path(target):
+            raise ConfigError(f"camera:{target}: {target!r} is neither a camera index (camera:0 is the first camera) "
+                              f"nor a device path (camera:/dev/video2) or stream URL (camera:rtsp://host/stream)")
+        return cls(target)
 
     def _label(self) -> str:
         return f"camera {self.device}"
@@ -105,6 +118,12 @@ class CameraSource(Source):
         if self._cap is not None:
             cap, self._cap = self._cap, None
             cap.release()
+
+
+def _is_device_path(target: str) -> bool:
+    """An absolute path (``/dev/video2``, ``C:\\...``, ``\\\\.\\...``) or a URL (``rtsp://host/x``)."""
+    return (target.startswith(("/", "\\")) or bool(re.match(r"^[A-Za-z]:[\\/]", target))
+            or bool(re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", target)))
 
 
 def _to_rgb(image: np.ndarray) -> np.ndarray:
