@@ -22,7 +22,7 @@ from pydantic import Field
 from bridge import matte
 from bridge.frames import to_uint8_rgb
 from bridge.errors import ModelMissingError
-from bridge.stages.base import BasePipelineConfig, Pipeline, UsageType, stack_video, ui_field_config
+from bridge.stages.base import BasePipelineConfig, Pipeline, UsageType, stack_video, uint8_video, ui_field_config
 from bridge.stages.registry import register
 from bridge.vision.selfie import SelfieSegmenter, Window, person_regions, zoom_windows
 
@@ -359,27 +359,66 @@ class PersonAlphaStage(Pipeline):
 
     def __call__(self, **kwargs: Any) -> dict[str, torch.Tensor]:
         video = kwargs.get("video")
-        frames = stack_video(video, self.device)
+        kept = uint8_video(video, bool(kwargs.get("keep_uint8", False)))
         sources = kwargs.get("source_video")
         source = sources if kwargs.get("alpha_source", "output") == "input" else None
         images = video if not source else source
         people_per_frame = reusable_people(kwargs.get("people"), images, sources)
-        params = {k: v for k, v in kwargs.items() if k not in ("people", "video", "source_video")}
+        params = {k: v for k, v in kwargs.items() if k not in ("people", "video", "source_video", "keep_uint8")}
+        premultiplied = kwargs.get("alpha_mode", "straight") == "premultiplied"
+        if kept is not None:
+            return self._call_uint8(video, images, people_per_frame, premultiplied, params)
+        frames = stack_video(video, self.device)
         t, h, w = frames.shape[:3]
         alpha = torch.empty((len(images), h, w, 1), dtype=torch.float32)
         for i, frame in enumerate(images):
-            rgb = to_uint8_rgb(frame[0])
-            people_scale = w / rgb.shape[1]
-            if rgb.shape[:2] != (h, w):
-                rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
             people = None if people_per_frame is None else people_per_frame[i]
-            self.matte(rgb, out=alpha[i, ..., 0].numpy(), people=people, people_scale=people_scale, **params)
+            self._frame_matte(frame, h, w, alpha[i, ..., 0].numpy(), people, params)
         alpha = alpha.to(self.device)
-        if kwargs.get("alpha_mode", "straight") == "premultiplied":
+        if premultiplied:
             frames.mul_(alpha)
         if not all(f.dtype == torch.uint8 for f in video):  # float input may stray outside [0, 255]
             frames.clamp_(0.0, 1.0)
         return {"video": frames, "alpha": alpha}
+
+    def _frame_matte(self, frame: torch.Tensor, h: int, w: int, out: np.ndarray, people: list[Any] | None,
+                     params: dict[str, Any]) -> np.ndarray:
+        """The matte of one (1, H', W', C) frame at (h, w) into ``out``; returns the (h, w, 3) uint8 RGB it used."""
+        rgb = to_uint8_rgb(frame[0])
+        people_scale = w / rgb.shape[1]
+        if rgb.shape[:2] != (h, w):
+            rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
+        self.matte(rgb, out=out, people=people, people_scale=people_scale, **params)
+        return rgb
+
+    def _call_uint8(self, video: list[torch.Tensor], images: list[torch.Tensor], people_per_frame: list[Any] | None,
+                    premultiplied: bool, params: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """The daemon's uint8 path: ``{"video": (T,H,W,4) uint8 RGBA, "alpha": (T,H,W,1) uint8}`` on the CPU.
+
+        Alpha is ``round(255 * a)`` saturated (``cv2.convertScaleAbs``, exactly what the
+        chain's float-to-uint8 conversion gives, so straight RGBA bytes equal the float
+        path's); the RGB is the input's own bytes, and premultiplied colour is OpenCV's
+        ``COLOR_RGBA2mRGBA`` (``round(c * a8 / 255)``, within one level of the float path).
+        Each frame crosses from the device once, as uint8 RGB; no float image is made.
+        """
+        _, h, w, _ = video[0].shape
+        count = len(video)
+        rgba = np.empty((count, h, w, 4), np.uint8)
+        alpha8 = np.empty((count, h, w, 1), np.uint8)
+        matte_buf = self._buf("matte_u8", (h, w))
+        for i in range(count):
+            people = None if people_per_frame is None else people_per_frame[i]
+            image = images[i] if i < len(images) else images[-1]
+            rgb = self._frame_matte(image, h, w, matte_buf, people, params)
+            if image is not video[i]:
+                rgb = to_uint8_rgb(video[i][0])
+            plane = alpha8[i, ..., 0]
+            cv2.convertScaleAbs(matte_buf, dst=plane, alpha=255.0)
+            cv2.cvtColor(rgb, cv2.COLOR_RGB2RGBA, dst=rgba[i])
+            cv2.insertChannel(plane, rgba[i], 3)
+            if premultiplied:
+                cv2.cvtColor(rgba[i], cv2.COLOR_RGBA2mRGBA, dst=rgba[i])
+        return {"video": torch.from_numpy(rgba), "alpha": torch.from_numpy(alpha8)}
 
 
 def reusable_people(people: Any, images: list[torch.Tensor] | None, sources: list[torch.Tensor] | None) -> list[Any] | None:
