@@ -925,17 +925,17 @@ class FakeTD(types.ModuleType):
         for dat in self.created:
             if dat.OPType != "parameterexecuteDAT" or not dat.par.active.eval() or not dat.par._pars[flag].eval():
                 continue
-            if par in self._watched(dat):
+            if par in self._watched(dat, pulses=True):
                 found.append(dat)
         return found
 
-    def _watched(self, dat: OP) -> list[Par]:
+    def _watched(self, dat: OP, pulses: bool = False) -> list[Par]:
         target = dat.op(dat.par.op.eval() or "..")
         if target is None:
             return []
         patterns = (dat.par.pars.eval() or "").split()
         return [p for p in target.par._pars.values()
-                if (dat.par.custom.eval() if p.isCustom else dat.par.builtin.eval()) and p.style != "Pulse"
+                if (dat.par.custom.eval() if p.isCustom else dat.par.builtin.eval()) and (p.style == "Pulse") == pulses
                 and any(fnmatch.fnmatchcase(p.name, pat) for pat in patterns)]
 
     def _value_changes(self) -> None:
