@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import re
 import shutil
 import socket
@@ -585,7 +584,6 @@ def test_status_messages_fill_the_panel_the_status_chop_and_the_text_top(built):
     assert "last error: /bridge/alpha/threshold" in text
     _osc(td, comp, "/bridge/status/error", "")  # no error any more: the last one stays shown
     assert comp.par.Lasterror.eval().startswith("/bridge/alpha/threshold")
-    comp.op("AvatarBridgeExt").module.AvatarBridgeExt  # noqa: B018 (the module still loads)
     for _ in range(2):
         comp.ext.AvatarBridgeExt.clock.t += 4.0
         td.tick()

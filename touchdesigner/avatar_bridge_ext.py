@@ -545,6 +545,7 @@ class AvatarBridgeExt:
         if not inputs:
             return
         values = {c.name: c.eval() for c in inputs[0].chans()}
+        script_op.numSamples = 1  # one value per channel (ScriptCHOP_Class numSamples)
         made: set[str] = set()
         for row in self.MidiRows():
             spec = self.by_address.get(row.address)

@@ -41,7 +41,6 @@ Every operator type and parameter name set here is in the table in
 from __future__ import annotations
 
 import os
-import socket
 import sys
 
 HERE = os.path.dirname(os.path.abspath(globals().get("__file__") or "build_avatar_bridge.py"))
@@ -483,7 +482,7 @@ def write_param_map(dat, specs) -> None:
     dat.text = "\n".join(rows) + "\n"
 
 
-def _construct(b: Builder, td, parent, folder: str, project_folder: str):
+def _construct(b: Builder, parent, folder: str, project_folder: str):
     """Everything inside a new COMP; returns ``(comp, ops, specs)``. Raises on any failure."""
     entries = panel.read_schema(folder)
     comp = b.create(parent, "baseCOMP", COMP_NAME, 0, 0)  # a taken name gives the next numbered one
@@ -526,7 +525,7 @@ def build(td=None, parent_path: str = "/project1", folder: str = HERE, save: boo
     parent = td.op(parent_path) or td.op("/")
     project_folder = getattr(td.project, "folder", "") or ""
     old = parent.op(COMP_NAME)
-    comp, ops, specs = _construct(b, td, parent, folder, project_folder)
+    comp, ops, specs = _construct(b, parent, folder, project_folder)
 
     if old is not None:  # the new one is complete: it replaces the old one and takes its name
         old_ext = getattr(getattr(old, "ext", None), EXT_NAME, None)
@@ -549,7 +548,7 @@ def build(td=None, parent_path: str = "/project1", folder: str = HERE, save: boo
             b.missing.append(f"could not save {path}: {exc}")
 
     print(f"avatar-bridge: built {comp.path} with {len(ops)} operators and {len(specs)} panel parameters "
-          f"from {panel.SCHEMA_FILE} (host {socket.gethostname()})")
+          f"from {panel.SCHEMA_FILE}")
     for path in saved:
         print("  saved", path, "(drag it into any project; save your .toe yourself)")
     if b.missing:
