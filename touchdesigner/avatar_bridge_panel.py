@@ -539,7 +539,9 @@ def resolve(path: str, folder: str) -> str:
 
 
 def ndi_source_name(source: str, receiver: str, host: str, hostname: str) -> str:
-    """The NDI In TOP's Source Name: ``MACHINE (SourceName)`` (NDI_In_TOP lists sources so).
+    """The NDI In TOP's Source Name: ``MACHINENAME (SourceName)``, as the NDI In TOP lists
+    sources (NDI_Out_TOP page, Failover Source Name). The machine part of a local source
+    is a guess: the host name in capitals.
 
     ``source`` (NDI source on the Bridge page) wins; else a daemon on this machine
     (``host`` local) is ``<HOSTNAME> (<receiver>)``; else '' (the machine name is unknown:
