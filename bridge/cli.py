@@ -23,7 +23,7 @@ log = logging.getLogger("bridge")
 
 #: Modules that add subcommands: each has ``add_commands(subparsers)``; a subcommand
 #: sets ``func`` (args -> exit code) with ``set_defaults``.
-EXTRA_COMMANDS: list[str] = ["bridge.bench", "bridge.models"]
+EXTRA_COMMANDS: list[str] = ["bridge.bench", "bridge.models_cli"]
 
 #: Hooks that add options to ``run`` (``add_run_options(parser)``) and start services
 #: around the engine (``start_with_engine(engine, args) -> stop callable or None``); one

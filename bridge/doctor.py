@@ -115,10 +115,31 @@ def check_osc() -> Check:
 
 
 def check_avatar_models() -> Check:
-    """Which avatar presets have their models downloaded (offline; see ``avatar-bridge models list``)."""
-    from bridge.models import check_avatar_models as check
+    """Which presets with an avatar stage have all their models present (offline; see ``avatar-bridge models list``)."""
+    from bridge.avatar.models import models_dir, resolve
+    from bridge.errors import BridgeError
+    from bridge.models_cli import preset_requirements
+    from bridge.presets import list_presets
 
-    return check()
+    root = models_dir()
+    ready, missing = [], []
+    for name in list_presets():
+        try:
+            needs = preset_requirements(name)
+        except BridgeError:
+            continue
+        lacks = []
+        for kind, ref in needs:
+            try:
+                resolve(ref, kind, root)
+            except BridgeError:
+                lacks.append(ref)
+        (missing if lacks else ready).append(f"{name}" + (f" (missing {', '.join(lacks)})" if lacks else ""))
+    if not ready and not missing:
+        return Check("avatar models", True, "no preset uses the avatar stage", optional=True)
+    detail = f"in {root}: ready: {', '.join(ready) or 'none'}" + (f"; {'; '.join(missing)}" if missing else "")
+    first = missing[0].split(" ")[0] if missing else ""
+    return Check("avatar models", not missing, detail, f"avatar-bridge models fetch --preset {first}", optional=True)
 
 
 #: The checks, in report order. Other modules append theirs.

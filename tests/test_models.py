@@ -15,7 +15,8 @@ from avatar_models import build_base, build_controlnet, build_ip_adapter, build_
 from bridge import cli
 from bridge.avatar.models import REGISTRY, check_known, family_of, resolve
 from bridge.errors import ConfigError, ModelMissingError
-from bridge.models import check_avatar_models, plan_files, preset_requirements
+from bridge.doctor import check_avatar_models
+from bridge.models_cli import plan_files, preset_requirements
 
 
 @pytest.fixture(scope="module")
@@ -164,3 +165,59 @@ def test_doctor_reports_which_avatar_presets_are_ready(root, presets, monkeypatc
     assert check.fix == "avatar-bridge models fetch --preset identity"
     (presets / "identity.yaml").unlink()
     assert check_avatar_models().ok
+
+
+def _copy_selected(src: Path, dest: Path, keep) -> None:
+    for path in src.rglob("*"):
+        rel = path.relative_to(src).as_posix()
+        if path.is_file() and keep(rel):
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            (dest / rel).write_bytes(path.read_bytes())
+
+
+@pytest.mark.parametrize("family", ["sd21", "sdxl"])
+def test_one_table_fetch_plan_scope_artifacts_and_the_check_agree(family, tmp_path, monkeypatch):
+    """What ``models fetch`` downloads and what Scope downloads are each a complete model for
+    ``missing_files``, and dropping any needed part (SDXL's text_encoder_2/tokenizer_2 too) makes it incomplete."""
+    from fnmatch import fnmatch
+
+    from bridge.avatar import layout
+    from bridge.avatar.models import lookup, missing_files
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parent / "scope_standin"))  # bridge.scope_plugin imports scope
+    from bridge.scope_plugin.models import artifact_files
+
+    repos = tmp_path / "repos"
+    repo = build_base(repos, family, full_vae=True)
+    spec = lookup({"sd21": "sd-turbo", "sdxl": "sdxl-turbo"}[family], "base")
+    listing = [p.relative_to(repo).as_posix() for p in repo.rglob("*") if p.is_file()]
+    assert not missing_files(repo, "base", spec)
+
+    planned = set(plan_files("base", listing, spec))
+    fetched = tmp_path / "fetched"
+    _copy_selected(repo, fetched, lambda rel: rel in planned)
+    assert not missing_files(fetched, "base", spec) and not missing_files(fetched, "base")  # with and without the registry entry
+
+    patterns = []
+    for entry in artifact_files("base", spec, full_vae=False):
+        patterns += [entry] if entry.endswith((".json", ".safetensors")) else [entry, f"{entry}/*"]
+    scoped = tmp_path / "scope"
+    _copy_selected(repo, scoped, lambda rel: any(fnmatch(rel, p) for p in patterns))
+    assert not missing_files(scoped, "base", spec)
+    assert not (scoped / "vae").exists()  # vae: tiny by default: the base's own VAE is not needed
+
+    needed = [p.path for p in layout.parts("base", spec, sdxl=family == "sdxl")]
+    assert ("text_encoder_2/model" in needed and "tokenizer_2" in needed) == (family == "sdxl")
+    for part in needed:
+        broken = tmp_path / f"broken-{part.replace('/', '_')}"
+        _copy_selected(fetched, broken, lambda rel, part=part: not (rel == part or rel.startswith(part + "/") or rel.startswith(part + ".")))
+        assert missing_files(broken, "base", spec), f"{part} removed, yet the model counts as complete"
+        assert missing_files(broken, "base"), f"{part} removed, yet the folder counts as complete without its registry entry"
+
+
+def test_the_models_cli_and_the_doctor_do_not_import_each_other_in_a_circle():
+    import ast
+
+    source = (Path(__file__).resolve().parent.parent / "bridge" / "models_cli.py").read_text()
+    imported = {n.module for n in ast.walk(ast.parse(source)) if isinstance(n, ast.ImportFrom)}
+    assert "bridge.doctor" not in imported  # the doctor imports the models CLI, not the other way round

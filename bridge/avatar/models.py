@@ -138,40 +138,14 @@ def _weights(folder: Path, stem: str) -> Path | None:
 
 
 def missing_files(path: Path, kind: str, spec: ModelSpec | None = None) -> list[str]:
-    """What a model folder (or file) of ``kind`` lacks to load; empty when complete."""
-    if kind in ("lora", "ip-adapter") and path.is_file():
-        return [] if path.suffix == ".safetensors" else [f"{path.name} is not .safetensors"]
-    if not path.is_dir():
-        return [str(path)]
-    missing: list[str] = []
-    if kind == "base":
-        for name in ("model_index.json", "unet/config.json", "text_encoder/config.json", "tokenizer", "scheduler"):
-            if not (path / name).exists():
-                missing.append(name)
-        for sub, stem in (("unet", "diffusion_pytorch_model"), ("text_encoder", "model")):
-            if _weights(path / sub, stem) is None:
-                missing.append(f"{sub}/{stem}.safetensors")
-    elif kind in ("controlnet", "vae"):
-        if not (path / "config.json").is_file():
-            missing.append("config.json")
-        if _weights(path, "diffusion_pytorch_model") is None:
-            missing.append("diffusion_pytorch_model.safetensors")
-    elif kind == "lora":
-        weight = spec.weight if spec else ""
-        if weight and not (path / weight).is_file():
-            missing.append(weight)
-        elif not weight and not any(path.glob("*.safetensors")):
-            missing.append("*.safetensors")
-    elif kind == "ip-adapter":
-        if spec is not None:
-            if not (path / spec.weight).is_file():
-                missing.append(spec.weight)
-            enc = path / spec.image_encoder
-            if not (enc / "config.json").is_file() or not (enc / "model.safetensors").is_file():
-                missing.append(f"{spec.image_encoder}/model.safetensors")
-        elif not any(path.rglob("*.safetensors")):
-            missing.append("*.safetensors")
-    return missing
+    """What a model folder (or file) of ``kind`` lacks to load; empty when complete.
+
+    Reads the one table of model files (:data:`bridge.avatar.layout.LAYOUT`): an SDXL base
+    also needs ``text_encoder_2`` and ``tokenizer_2``.
+    """
+    from bridge.avatar.layout import missing
+
+    return missing(path, kind, spec)
 
 
 @dataclass

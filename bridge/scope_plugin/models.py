@@ -7,9 +7,10 @@ pipeline. Its downloader selects files with ``fnmatch`` on each entry, and takes
 entry not ending in ``/``, ``.pt``, ``.pth``, ``.safetensors`` or ``.json`` as a folder.
 
 The repos come from the avatar's model registry (:mod:`bridge.avatar.models`); the
-files are what its loader reads (:func:`bridge.avatar.models.missing_files`): configs and
-safetensors weights, both the plain and the ``fp16`` variant name of each weight (a repo
-has one or both; an absent name matches nothing).
+files are what its loader reads, from the one table of model files
+(:mod:`bridge.avatar.layout`): configs and safetensors weights, both the plain and the
+``fp16`` variant name of each weight (a repo has one or both; an absent name matches
+nothing).
 """
 
 from __future__ import annotations
@@ -17,39 +18,26 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from bridge.avatar import layout
 from bridge.avatar.models import ModelSpec, auto_ref, known_family, lookup, missing_files
-from bridge.models import BASE_WEIGHTS
 
 #: Avatar load-time parameter -> model kind in the registry.
 MODEL_FIELDS = (("base_model", "base"), ("controlnet", "controlnet"), ("vae", "vae"), ("lora", "lora"), ("ip_adapter", "ip-adapter"))
 
 
-def _weight_names(stem: str) -> list[str]:
-    return [f"{stem}.safetensors", f"{stem}.fp16.safetensors"]
-
-
 def artifact_files(kind: str, spec: ModelSpec, full_vae: bool = False) -> list[str]:
     """Files (and folders) of ``spec``'s repo the avatar loader needs, as Scope artifact entries.
+
+    Read from the one table of model files (:data:`bridge.avatar.layout.LAYOUT`).
 
     Args:
         kind: ``base`` | ``controlnet`` | ``vae`` | ``lora`` | ``ip-adapter``.
         full_vae: for a base model: also its own VAE (``vae: full``).
+
+    Raises:
+        ConfigError: an unknown kind.
     """
-    if kind == "base":
-        sdxl = "sdxl" in spec.families
-        files = ["model_index.json", "scheduler", "tokenizer"] + (["tokenizer_2"] if sdxl else [])
-        for sub, stem in BASE_WEIGHTS:
-            if (sub == "text_encoder_2" and not sdxl) or (sub == "vae" and not full_vae):
-                continue
-            files += [f"{sub}/config.json"] + _weight_names(f"{sub}/{stem}")
-        return files
-    if kind in ("controlnet", "vae"):
-        return ["config.json"] + _weight_names("diffusion_pytorch_model")
-    if kind == "lora":
-        return [spec.weight]
-    if kind == "ip-adapter":
-        return [spec.weight, f"{spec.image_encoder}/config.json", f"{spec.image_encoder}/model.safetensors"]
-    raise ValueError(f"unknown model kind {kind!r}")
+    return layout.artifacts(kind, spec, full_vae)
 
 
 def model_specs(load: dict[str, Any]) -> list[tuple[str, str, ModelSpec]]:

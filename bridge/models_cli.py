@@ -8,8 +8,11 @@ configs only (``allow_patterns``; fp16 weight variants when the repo has them), 
 present, offline. Without a network ``fetch`` fails with one line saying what to fetch
 and where to put the files (copy them from a machine that has a network).
 
-Registry, families and on-disk lookup: :mod:`bridge.avatar.models`. Also adds the
-doctor check :func:`check_avatar_models`.
+This module is the command line (``bridge.cli`` adds its commands); the registry of
+known models, their families and the on-disk lookup are :mod:`bridge.avatar.models`, and
+which files make each kind of model is :mod:`bridge.avatar.layout`. The doctor's
+"avatar models" line (:func:`bridge.doctor.check_avatar_models`) uses
+:func:`preset_requirements` from here.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bridge.avatar import layout
 from bridge.avatar.models import (
     REGISTRY,
     ModelSpec,
@@ -33,8 +37,6 @@ from bridge.avatar.models import (
 from bridge.errors import BridgeError, ConfigError, ModelMissingError
 
 AVATAR_STAGE = "avatar"
-#: (subfolder, file stem) of the weights a base model needs (text_encoder_2: SDXL only).
-BASE_WEIGHTS = (("unet", "diffusion_pytorch_model"), ("text_encoder", "model"), ("text_encoder_2", "model"), ("vae", "diffusion_pytorch_model"))
 
 
 # ----------------------------------------------------------------------------- what to fetch
@@ -71,47 +73,17 @@ def preset_requirements(preset_name: str) -> list[tuple[str, str]]:
 def plan_files(kind: str, repo_files: list[str], spec: ModelSpec | None = None, prefer_fp16: bool = True) -> list[str]:
     """The files of a repo to download for ``kind``: configs and safetensors weights only.
 
+    Reads the one table of model files, :data:`bridge.avatar.layout.LAYOUT`.
+
     Args:
         repo_files: every file path in the repo (from the hub's listing).
         prefer_fp16: take ``*.fp16.safetensors`` weight variants when the repo has them.
 
     Raises:
         ModelMissingError: the repo has no safetensors weights for a needed part.
+        ConfigError: an unknown kind.
     """
-    have = set(repo_files)
-
-    def weight(stem: str, required: bool = True) -> list[str]:
-        plain, half = f"{stem}.safetensors", f"{stem}.fp16.safetensors"
-        order = (half, plain) if prefer_fp16 else (plain, half)
-        for name in order:
-            if name in have:
-                return [name]
-        if required:
-            raise ModelMissingError(f"{spec.repo_id if spec else 'the repo'} has no {plain} (avatar-bridge loads safetensors only)")
-        return []
-
-    if kind == "base":
-        files = [f for f in repo_files if f == "model_index.json"
-                 or (f.startswith(("scheduler/", "tokenizer/", "tokenizer_2/", "feature_extractor/"))
-                     and f.endswith((".json", ".txt", ".model")))]
-        for sub, stem in BASE_WEIGHTS:
-            if f"{sub}/config.json" in have:
-                files.append(f"{sub}/config.json")
-                files += weight(f"{sub}/{stem}", required=sub in ("unet", "text_encoder"))
-        return files
-    if kind in ("controlnet", "vae"):
-        return ["config.json"] + weight("diffusion_pytorch_model")
-    if kind == "lora":
-        if spec is not None and spec.weight:
-            return [spec.weight]
-        files = [f for f in repo_files if f.endswith(".safetensors") and "/" not in f]
-        if not files:
-            raise ModelMissingError(f"{spec.repo_id if spec else 'the LoRA repo'} has no .safetensors file")
-        return files
-    if kind == "ip-adapter":
-        spec = spec or REGISTRY["ip-adapter-sd15"]
-        return [spec.weight, f"{spec.image_encoder}/config.json", f"{spec.image_encoder}/model.safetensors"]
-    raise ConfigError(f"unknown model kind {kind!r}")
+    return layout.plan(kind, repo_files, spec, prefer_fp16)
 
 
 def fetch(kind: str, ref: str, root: Path, prefer_fp16: bool = True, preset: str | None = None) -> Path:
@@ -230,31 +202,3 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"  {r['name']:26s} {r['kind']:10s} {'/'.join(r['families']):9s} {mark:8s} {r['repo']}")
     print("fetch: avatar-bridge models fetch --preset avatar-turbo   (or metadj, or model names)")
     return 0
-
-
-# ----------------------------------------------------------------------------- doctor
-def check_avatar_models() -> Any:
-    """Doctor: which presets with an avatar stage have all their models present (offline)."""
-    from bridge.doctor import Check
-    from bridge.presets import list_presets
-
-    root = models_dir()
-    ready, missing = [], []
-    for name in list_presets():
-        try:
-            needs = preset_requirements(name)
-        except BridgeError:
-            continue
-        lacks = []
-        for kind, ref in needs:
-            try:
-                resolve(ref, kind, root)
-            except BridgeError:
-                lacks.append(ref)
-        (missing if lacks else ready).append(f"{name}" + (f" (missing {', '.join(lacks)})" if lacks else ""))
-    if not ready and not missing:
-        return Check("avatar models", True, "no preset uses the avatar stage", optional=True)
-    detail = f"in {root}: ready: {', '.join(ready) or 'none'}" + (f"; {'; '.join(missing)}" if missing else "")
-    first = missing[0].split(" ")[0] if missing else ""
-    return Check("avatar models", not missing, detail, f"avatar-bridge models fetch --preset {first}", optional=True)
-
