@@ -540,7 +540,14 @@ class AvatarBridgeExt:
         """Script CHOP ``onCook``: one channel ``<comp>:<Par>`` per mapped parameter, at the
         value the row scales its control to (``panel.midi_value``; toggles 0/1, menus the
         item index, as CHOP export reads them). Controls not seen yet make no channel, so a
-        parameter keeps its own value until its control moves."""
+        parameter keeps its own value until its control moves. Never raises into the cook:
+        a failure is one line in ``Lasterror``."""
+        try:
+            self._midi_cook(script_op)
+        except Exception as exc:
+            self.Error(f"internal error in MIDI cook: {exc!r}")
+
+    def _midi_cook(self, script_op: Any) -> None:
         inputs = getattr(script_op, "inputs", [])
         if not inputs:
             return
