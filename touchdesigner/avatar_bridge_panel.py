@@ -290,11 +290,22 @@ def configure_par(par: Any, spec: ParamSpec, menu: list[str] | None = None) -> N
             default = DEFAULT_PRESET if DEFAULT_PRESET in menu else (default if default in menu else (menu[0] if menu else ""))
         par.default = default
         par.val = default
-    if spec.description:
-        try:
-            par.help = spec.description
-        except AttributeError:  # older builds without Par.help
-            pass
+    set_help(par, spec.description)
+
+
+def set_help(par: Any, text: str) -> bool:
+    """Set a custom parameter's help text (Alt + rollover); False when refused.
+
+    Par_Class marks ``help`` "(Read Only)" yet describes it as "Get or set a custom
+    parameter's help text", so a refusal is skipped, never fatal.
+    """
+    if not text:
+        return False
+    try:
+        par.help = text
+    except Exception:
+        return False
+    return True
 
 
 def create_parameters(comp: Any, specs: list[ParamSpec], presets: list[str]) -> dict[str, Any]:

@@ -186,8 +186,7 @@ def _value(group, value, readonly=False, help_text=""):
     par.default = par.val = value
     if readonly:
         par.readOnly = True
-    if help_text:
-        par.help = help_text
+    panel.set_help(par, help_text)
     return par
 
 
