@@ -317,7 +317,8 @@ class _StageAdapter:
         if kwargs.get("init_cache"):
             self.stage.reset()
         params = self.stage_params(kwargs)
-        out = self.stage(**{**kwargs, **params})
+        # Scope's float contract: never the daemon's uint8 outputs (bridge.stages.base)
+        out = self.stage(**{**kwargs, **params, "keep_uint8": False})
         result = {key: value for key, value in out.items() if key != "alpha"}
         if self._spec.matte_output:
             result["video"] = self._matte_output(out["video"], out.get("alpha"), params, kwargs)
