@@ -284,3 +284,27 @@ def test_low_pass_visibility():
     lp = LowPass(0.1)
     assert lp(np.array([1.0]))[0] == 1.0
     assert lp(np.array([0.0]))[0] == pytest.approx(0.9)
+
+
+# ------------------------------------------------------------------------ doctor
+def test_doctor_reports_litert_and_every_bundled_model():
+    from bridge.doctor import check_vision_runtime
+    from bridge.vision.runtime import MODELS, runtime_version
+
+    check = check_vision_runtime()
+    assert check.ok, check.detail
+    assert f"LiteRT {runtime_version()}" in check.detail
+    for name in MODELS:
+        assert name in check.detail
+
+
+def test_doctor_names_the_fix_when_litert_or_a_model_is_missing(monkeypatch, tmp_path):
+    import bridge.vision.runtime as runtime
+    from bridge.doctor import check_vision_runtime
+
+    monkeypatch.setattr(runtime, "MODELS_DIR", tmp_path)  # an install without the model files
+    check = check_vision_runtime()
+    assert not check.ok and "pose_landmark_full.tflite" in check.detail and "reinstall" in check.fix
+    monkeypatch.setattr(runtime, "runtime_version", lambda: None)
+    check = check_vision_runtime()
+    assert not check.ok and "ai-edge-litert" in check.fix
