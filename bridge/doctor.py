@@ -32,8 +32,8 @@ def _version(module: str) -> str | None:
 
 
 def check_python() -> Check:
-    ok = sys.version_info >= (3, 10)
-    return Check("python", ok, f"{platform.python_version()} on {platform.system()} {platform.machine()}", "use Python 3.10-3.12")
+    ok = (3, 10) <= sys.version_info[:2] <= (3, 13)  # pyproject.toml: requires-python = ">=3.10,<3.14"
+    return Check("python", ok, f"{platform.python_version()} on {platform.system()} {platform.machine()}", "use Python 3.10-3.13")
 
 
 def check_torch() -> Check:
@@ -94,7 +94,7 @@ def check_video_io() -> Check:
 
 def check_camera() -> Check:
     v = _version("cv2")
-    return Check("transport camera:", v is not None, f"OpenCV {v}" if v else "OpenCV missing", "pip install 'mediapipe==0.10.21' (brings opencv-contrib-python)", optional=True)
+    return Check("transport camera:", v is not None, f"OpenCV {v}" if v else "OpenCV missing", "pip install 'opencv-python-headless>=4.9,<5'", optional=True)
 
 
 def check_spout() -> Check:
