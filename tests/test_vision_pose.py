@@ -58,8 +58,10 @@ def test_carphone_landmarks_match_mediapipe_over_all_120_frames(carphone_frames,
         errors.append(np.linalg.norm(lm[:, :2] - ref[t, :, :2], axis=1).mean())
         vis_errors.append(np.abs(lm[:, 3] - ref[t, :, 3]).mean())
     short_side = min(carphone_frames[0].shape[:2])
-    assert np.mean(errors) <= 0.02 * short_side, np.mean(errors)
+    assert np.mean(errors) <= 0.02 * short_side, np.mean(errors)  # the bar: 2 % of the short side
     assert np.max(errors) <= 0.04 * short_side, np.max(errors)
+    # closer still: the same graph, step for step (0.10 px here; 1.36 px with a 7x7 heatmap window)
+    assert np.mean(errors) <= 0.5, np.mean(errors)
     assert np.mean(vis_errors) <= 0.05
     assert tracker.detector_runs == 1  # found once, then tracked through the clip
 
@@ -80,6 +82,7 @@ def test_camera_landmarks_and_mask_match_mediapipe(camera_rgb, camera_reference)
     ref = camera_reference["landmarks"][0]
     error = np.linalg.norm(people[0].landmarks[:, :2] - ref[:, :2], axis=1).mean()
     assert error <= 0.02 * 512, error
+    assert np.median(np.linalg.norm(people[0].landmarks[:, :2] - ref[:, :2], axis=1)) <= 0.5
     mask = paste_masks(people, 512, 512)
     assert iou(mask > 0.5, camera_reference["mask"][0] > 127) >= 0.95
 

@@ -14,9 +14,10 @@ MediaPipe's models (:mod:`bridge.vision.models`, Apache-2.0):
    model's pose flag falls below 0.5; the detector runs when nobody is tracked, and, when
    fewer than ``max_people`` are tracked, at most once every ``redetect_interval`` frames;
 5. smoothing (``pose_landmark_filtering.pbtxt``): One Euro filter on the landmarks
-   (min cutoff 0.05 Hz, beta 80, derivative cutoff 1 Hz) and on the alignment points
-   (0.01, 10, 1), speed relative to the person's size (the alignment region's side in
-   pixels); visibility low-passed with alpha 0.1.
+   (min cutoff 0.05 Hz, beta 80, derivative cutoff 1 Hz; switchable, ``smooth``) and,
+   always, on the alignment points that place the next region (0.01, 10, 1), speed relative
+   to the person's size (the alignment region's side in pixels); visibility low-passed
+   with alpha 0.1.
 
 MediaPipe's Pose follows one person; here every tracked person has their own filters and
 ``track_id``. Not reproduced: MediaPipe's temporal smoothing of the image-space mask
@@ -128,7 +129,9 @@ class PoseTracker:
     Args:
         num_threads: LiteRT CPU threads for each model, >= 1.
         segmentation: return each person's mask (:attr:`Person.mask`).
-        smooth: One Euro smoothing of landmarks between frames (MediaPipe's default: on).
+        smooth: One Euro smoothing of the returned landmarks and their visibility between
+            frames (MediaPipe's default: on). The alignment points that place the next
+            frame's region are smoothed either way, as in MediaPipe's graph.
         redetect_interval: while some but fewer than ``max_people`` people are tracked, the
             detector looks for more at most once every this many frames (>= 1).
         min_detection_score: detector threshold (MediaPipe: 0.5).
@@ -215,9 +218,7 @@ class PoseTracker:
             result = self.landmarker(rgb, track.roi)
             if result.presence < MIN_PRESENCE:
                 continue
-            landmarks, aux = result.landmarks, result.aux
-            if self.smooth:
-                landmarks, aux = self._smooth(track, landmarks, aux, float(timestamp))
+            landmarks, aux = self._smooth(track, result.landmarks, result.aux, float(timestamp))
             next_roi = alignment_roi(aux[0, :2], aux[1, :2])
             if next_roi[2] <= 1.0 or any(same_person(next_roi, t.roi) for t in kept):
                 continue  # collapsed, or drifted onto a person already tracked
@@ -229,16 +230,21 @@ class PoseTracker:
         return people
 
     def _smooth(self, track: _Track, landmarks: np.ndarray, aux: np.ndarray, timestamp: float) -> tuple[np.ndarray, np.ndarray]:
-        """One Euro on x, y, z and a low-pass on visibility, with the speed relative to the person's size."""
+        """One Euro on x, y, z and a low-pass on visibility, with the speed relative to the person's size.
+
+        The alignment points always; the landmarks when :attr:`smooth`.
+        """
         raw_roi = alignment_roi(aux[0, :2], aux[1, :2], scale=1.0)
         object_scale = raw_roi[2]  # the alignment square's side (width = height), pixels
         value_scale = 1.0 / object_scale if object_scale > 1e-6 else 0.0
         lm = landmarks.copy()
         ax = aux.copy()
         if value_scale > 0.0:
-            lm[:, :3] = track.landmark_filter(landmarks[:, :3], timestamp, value_scale)
+            if self.smooth:
+                lm[:, :3] = track.landmark_filter(landmarks[:, :3], timestamp, value_scale)
             ax[:, :3] = track.aux_filter(aux[:, :3], timestamp, value_scale)
-        lm[:, 3] = track.visibility(landmarks[:, 3])
+        if self.smooth:
+            lm[:, 3] = track.visibility(landmarks[:, 3])
         ax[:, 3] = track.aux_visibility(aux[:, 3])
         return lm.astype(np.float32), ax.astype(np.float32)
 
