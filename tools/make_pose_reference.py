@@ -16,11 +16,13 @@ What it does, so the numbers can be remade:
   smooth_landmarks=True, enable_segmentation=True, smooth_segmentation=True,
   min_detection_confidence=0.5, min_tracking_confidence=0.5)``: video mode, one fresh
   instance per sample; carphone's frames are fed in order; camera.png is fed once.
+* Used by ``tests/test_vision_pose.py`` (our BlazePose pipeline on LiteRT is held to them).
 * Stored per sample (``np.savez_compressed``):
 
   - ``landmarks``: (T, 33, 5) float32, x and y in image pixels (normalised x times width,
     y times height), z as mediapipe gives it (normalised, about the scale of x), visibility,
-    presence; NaN where mediapipe found no person in a frame.
+    presence (0: the legacy solutions API does not fill it); NaN where mediapipe found no
+    person in a frame.
   - ``found``: (T,) bool, mediapipe found a person.
   - ``mask``: (T, H, W) uint8, the pose segmentation mask times 255 (0 where no person).
   - ``frames``: (T,) int, the frame indices; ``size``: (H, W).
