@@ -204,22 +204,31 @@ class Bench:
 
     def _instrument(self, chain: Any) -> None:
         """Record when each frame's processing starts and the threshold it used, and
-        when each change reached the chain (the OSC handler's ``set_param``)."""
-        process, set_param = chain.process, chain.set_param
-        slot = chain.slot("alpha")
+        when each change reached the chain (the OSC handler's ``set_param``).
+
+        The engine runs the chain stage by stage (``run_stage``, its assembly line) or
+        whole (``process``); both are timed."""
+        process, run_stage, set_param = chain.process, chain.run_stage, chain.set_param
+        alpha = [s.name for s in chain.slots].index("alpha")
 
         def timed(frame: Frame) -> Frame:
             t = time.perf_counter()
             out = process(frame)
-            self.processed[frame.index] = (t, slot.runtime["threshold"])
+            self.processed[frame.index] = (t, chain.slots[alpha].runtime["threshold"])
             return out
+
+        def timed_stage(index: int, job: Any) -> None:
+            t = time.perf_counter()
+            run_stage(index, job)  # applies the queued parameter changes first
+            if index == alpha:
+                self.processed[job.frame.index] = (t, chain.slots[alpha].runtime["threshold"])
 
         def arrived(stage: str, param: str, value: Any) -> Any:
             applied = set_param(stage, param, value)
             self.arrivals.append(time.perf_counter())
             return applied
 
-        chain.process, chain.set_param = timed, arrived
+        chain.process, chain.run_stage, chain.set_param = timed, timed_stage, arrived
 
     def start(self) -> None:
         self.service.start()
