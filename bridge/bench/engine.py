@@ -3,29 +3,46 @@
 A synthetic in-memory file source (not live: every frame is processed, in order)
 feeds the passthrough stage and the ``null:`` sink, so nothing but the engine's own
 per-frame path is measured: the hand-offs between the source, stage and sink threads,
-the chain's tensor wrapping, the stage contract's uint8 -> float32 [0,1] conversion
-and the conversion back to an RGBA uint8 frame. Each size reports, in ms per frame:
+the chain's tensor wrapping, and building the RGBA uint8 frame (on the daemon's uint8
+path the passthrough stage hands the uint8 frame on, see :mod:`bridge.stages.base`).
 
-* ``copy``: ``np.copyto`` of the same (H, W, 3) uint8 frame into a preallocated array,
-  the yardstick (one read and one write of the frame);
+Frames are not in cache, as each new frame of a stream is not: the source, the copy
+and the chain cycle through distinct frames that together are larger than the CPU's
+last-level cache (read from ``/sys/devices/system/cpu/cpu0/cache``, else
+``getconf LEVEL3_CACHE_SIZE``, else 64 MiB; ``--llc-mib`` overrides). Each size
+reports, in ms per frame:
+
+* ``copy``: ``np.copyto`` of an (H, W, 3) uint8 frame into another preallocated frame,
+  both cycling through the pool, the yardstick (one read and one write of a frame that
+  is not in cache);
+* ``copy_cached``: the same copy of one frame again and again (in cache), for reference;
 * ``process``: :meth:`bridge.chain.Chain.process` called in a loop on one thread;
 * ``engine``: wall time of :meth:`bridge.engine.Engine.run` over the frames, divided
-  by the frame count (three threads; on a 2-core machine they share the cores);
+  by the frame count (source, stage and sink threads; on a 2-core machine they share
+  the cores);
 
-and each of the last two as a ratio to ``copy``. Every number is the median of
+and ``process`` and ``engine`` as ratios to ``copy``. Every number is the median of
 ``--repeats`` runs, so one run disturbed by another process does not decide it.
 ``--baseline-chain FILE`` measures another ``chain.py`` (an older commit's) interleaved
-with the current one, for before/after ratios taken in the same run.
+with the current one, for before/after ratios taken in the same run (a chain without
+the assembly-line methods runs on one thread, ``Engine(pipelined=False)``).
+
+``--line`` adds the assembly-line check of issue 12: stand-in stages sleeping
+20/30/10 ms (pose, diffusion, alpha), frames per second of the engine against
+1/max(stage) and against the same chain on one thread (1/sum).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
+import subprocess
 import sys
 import time
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -35,18 +52,43 @@ from bridge.transports.base import Source
 
 #: (width, height) measured by default, as the issue asks.
 DEFAULT_SIZES = [(512, 512), (1920, 1080)]
+#: last-level cache size assumed when the machine does not say, bytes
+DEFAULT_LLC_BYTES = 64 * 2**20
+#: the frame pool is this many times the last-level cache
+POOL_FACTOR = 1.5
+
+
+def last_level_cache_bytes(root: str = "/sys/devices/system/cpu/cpu0/cache") -> int:
+    """Size in bytes of the CPU's last-level cache (the highest ``level`` under ``root``),
+    else ``getconf LEVEL3_CACHE_SIZE``, else :data:`DEFAULT_LLC_BYTES` (64 MiB)."""
+    best: tuple[int, int] | None = None
+    for index in sorted(Path(root).glob("index*")):
+        try:
+            level = int((index / "level").read_text())
+            text = (index / "size").read_text().strip().upper()
+            size = int(text[:-1]) * {"K": 2**10, "M": 2**20, "G": 2**30}[text[-1]] if text[-1] in "KMG" else int(text)
+        except (OSError, ValueError, KeyError):
+            continue
+        if best is None or level > best[0]:
+            best = (level, size)
+    if best is not None and best[1] > 0:
+        return best[1]
+    try:
+        value = int(subprocess.run(["getconf", "LEVEL3_CACHE_SIZE"], capture_output=True, text=True, timeout=5).stdout.strip() or 0)
+    except (OSError, ValueError, subprocess.SubprocessError):
+        value = 0
+    return value if value > 0 else DEFAULT_LLC_BYTES
 
 
 class SyntheticSource(Source):
-    """A non-live, in-memory source: the same (H, W, 3) uint8 RGB ``image``, ``frames`` times.
-
-    Like a file: the engine reads it with back-pressure and processes every frame.
-    """
+    """A non-live, in-memory source: ``frames`` frames cycling through ``images``
+    ((H, W, 3) uint8 RGB each). Like a file: the engine reads it with back-pressure and
+    processes every frame."""
 
     live = False
 
-    def __init__(self, image: np.ndarray, frames: int, fps: float = 30.0) -> None:
-        self.image = image
+    def __init__(self, images: list[np.ndarray] | np.ndarray, frames: int, fps: float = 30.0) -> None:
+        self.images = images
         self.frames = frames
         self.fps = fps
         self._index = 0
@@ -57,7 +99,7 @@ class SyntheticSource(Source):
     def read(self) -> Frame | None:
         if self._index >= self.frames:
             return None
-        frame = Frame(self.image, self._index, time.perf_counter(), self._index / self.fps)
+        frame = Frame(self.images[self._index % len(self.images)], self._index, time.perf_counter(), self._index / self.fps)
         self._index += 1
         return frame
 
@@ -71,8 +113,33 @@ def synthetic_image(width: int, height: int) -> np.ndarray:
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
-def time_copy(image: np.ndarray, loops: int) -> float:
-    """Median ms of ``np.copyto(dst, image)`` into a preallocated array of the same shape."""
+def frame_pool(width: int, height: int, cache_bytes: int) -> np.ndarray:
+    """(N, height, width, 3) uint8: N distinct frames, together at least 1.5x ``cache_bytes``
+    (and at least 2), so that cycling through them reads frames that are not in cache."""
+    base = synthetic_image(width, height)
+    count = max(2, math.ceil(POOL_FACTOR * cache_bytes / base.nbytes))
+    pool = np.empty((count,) + base.shape, np.uint8)
+    for i in range(count):
+        np.add(base, np.uint8(i % 256), out=pool[i])  # wraps: a different frame each time
+    return pool
+
+
+def time_copy(pool: np.ndarray, loops: int) -> float:
+    """Median ms of ``np.copyto`` of frame i into destination frame i, cycling through
+    ``pool`` and through as many preallocated destinations (neither in cache)."""
+    dst = np.empty_like(pool)
+    dst.fill(0)  # touch the pages once, as a warm stream's allocator would have
+    times = []
+    for i in range(loops):
+        k = i % len(pool)
+        t0 = time.perf_counter()
+        np.copyto(dst[k], pool[k])
+        times.append((time.perf_counter() - t0) * 1000.0)
+    return statistics.median(times)
+
+
+def time_copy_cached(image: np.ndarray, loops: int) -> float:
+    """Median ms of ``np.copyto`` of the same frame into the same destination (in cache)."""
     dst = np.empty_like(image)
     np.copyto(dst, image)
     times = []
@@ -83,14 +150,15 @@ def time_copy(image: np.ndarray, loops: int) -> float:
     return statistics.median(times)
 
 
-def time_process(image: np.ndarray, loops: int, chain_cls: Any = None) -> float:
-    """Median ms of one :meth:`Chain.process` call with the passthrough stage (``chain_cls``: default :class:`Chain`)."""
+def time_process(pool: np.ndarray, loops: int, chain_cls: Any = None) -> float:
+    """Median ms of one :meth:`Chain.process` call with the passthrough stage, cycling through
+    ``pool`` (``chain_cls``: default :class:`Chain`)."""
     from bridge.chain import Chain
 
     chain = (chain_cls or Chain).from_spec([("passthrough", {})])
     times = []
     for i in range(loops + 3):
-        frame = Frame(image, i, time.perf_counter(), None)
+        frame = Frame(pool[i % len(pool)], i, time.perf_counter(), None)
         t0 = time.perf_counter()
         chain.process(frame)
         if i >= 3:
@@ -98,8 +166,9 @@ def time_process(image: np.ndarray, loops: int, chain_cls: Any = None) -> float:
     return statistics.median(times)
 
 
-def time_engine(image: np.ndarray, frames: int, chain_cls: Any = None) -> float:
-    """ms per frame of a whole :class:`Engine` run: synthetic source -> passthrough -> null sink.
+def time_engine(pool: np.ndarray, frames: int, chain_cls: Any = None) -> float:
+    """ms per frame of a whole :class:`Engine` run: synthetic source (cycling through
+    ``pool``) -> passthrough -> null sink.
 
     Raises:
         RuntimeError: the engine did not deliver every frame (a bug; the run is not a measurement).
@@ -109,13 +178,53 @@ def time_engine(image: np.ndarray, frames: int, chain_cls: Any = None) -> float:
     from bridge.transports.null import NullSink
 
     sink = NullSink()
-    engine = Engine(SyntheticSource(image, frames), (chain_cls or Chain).from_spec([("passthrough", {})]), sink)
+    chain = (chain_cls or Chain).from_spec([("passthrough", {})])
+    engine = Engine(SyntheticSource(pool, frames), chain, sink, pipelined=hasattr(chain, "run_stage"))
     t0 = time.perf_counter()
     stats = engine.run()
     elapsed = time.perf_counter() - t0
     if stats.frames_out != frames or sink.frames != frames:
         raise RuntimeError(f"engine delivered {stats.frames_out} of {frames} frames")
     return elapsed * 1000.0 / frames
+
+
+def measure_line(frames: int, delays_ms: tuple[float, ...] = (20.0, 30.0, 10.0)) -> dict[str, Any]:
+    """Frames per second of the engine with stand-in stages sleeping ``delays_ms`` each,
+    as an assembly line and on one thread, against 1/max(stage) and 1/sum(stages)."""
+    from bridge.chain import Chain, StageSlot
+    from bridge.engine import Engine
+    from bridge.stages.passthrough import PassthroughConfig, PassthroughStage
+    from bridge.transports.null import NullSink
+
+    class OneWorker(PassthroughConfig):
+        max_workers: ClassVar[int] = 1  # a stateful stage, like pose, avatar and alpha
+
+    class Sleeper(PassthroughStage):
+        def __init__(self, seconds: float) -> None:
+            super().__init__()
+            self.seconds = seconds
+
+        def __call__(self, **kwargs: Any) -> Any:
+            time.sleep(self.seconds)
+            return super().__call__(**kwargs)
+
+    image = synthetic_image(64, 48)
+    result: dict[str, Any] = {"stages_ms": list(delays_ms), "frames": frames,
+                              "ideal_line_fps": round(1000.0 / max(delays_ms), 2), "ideal_serial_fps": round(1000.0 / sum(delays_ms), 2)}
+    for name, pipelined in (("line", True), ("serial", False)):
+        chain = Chain([StageSlot(f"s{i}", Sleeper(ms / 1000.0), OneWorker()) for i, ms in enumerate(delays_ms)])
+        times: list[float] = []
+
+        class Timed(NullSink):
+            def write(self, frame: Frame) -> None:
+                super().write(frame)
+                times.append(time.perf_counter())
+
+        Engine(SyntheticSource([image], frames), chain, Timed(), pipelined=pipelined).run()
+        fps = (len(times) - 1) / (times[-1] - times[0])
+        result[f"{name}_fps"] = round(fps, 2)
+        result[f"{name}_vs_ideal"] = round(fps / result[f"ideal_{name}_fps"], 3)
+    return result
 
 
 def load_chain_class(path: str) -> Any:
@@ -142,28 +251,36 @@ def load_chain_class(path: str) -> Any:
     return module.Chain
 
 
-def measure(sizes: list[tuple[int, int]], frames: int, repeats: int, baseline: Any = None) -> list[dict[str, Any]]:
-    """Per size: ``copy_ms``, ``process_ms``, ``engine_ms`` (medians over ``repeats`` runs) and their ratios to ``copy_ms``.
+def measure(sizes: list[tuple[int, int]], frames: int, repeats: int, baseline: Any = None,
+            cache_bytes: int | None = None) -> list[dict[str, Any]]:
+    """Per size: ``copy_ms``, ``copy_cached_ms``, ``process_ms``, ``engine_ms`` (medians over
+    ``repeats`` runs) and the ratios of the last two to ``copy_ms``, plus ``pool_frames`` and
+    ``cache_mib`` (the frame pool and the cache it exceeds).
 
     With a ``baseline`` Chain class, also ``baseline_process_ms``/``baseline_engine_ms``
     and their ratios, measured interleaved with the current chain in the same run.
     """
+    cache = cache_bytes or last_level_cache_bytes()
     results = []
     for width, height in sizes:
-        image = synthetic_image(width, height)
+        pool = frame_pool(width, height, cache)
         runs: dict[str, list[float]] = {}
         for _ in range(repeats):
-            runs.setdefault("copy", []).append(time_copy(image, frames))
+            runs.setdefault("copy", []).append(time_copy(pool, max(frames, len(pool))))
+            runs.setdefault("copy_cached", []).append(time_copy_cached(pool[0], frames))
             for prefix, cls in (("", None), ("baseline_", baseline)) if baseline is not None else (("", None),):
-                runs.setdefault(prefix + "process", []).append(time_process(image, frames, cls))
-                runs.setdefault(prefix + "engine", []).append(time_engine(image, frames, cls))
+                runs.setdefault(prefix + "process", []).append(time_process(pool, frames, cls))
+                runs.setdefault(prefix + "engine", []).append(time_engine(pool, frames, cls))
         copy = statistics.median(runs.pop("copy"))
-        result: dict[str, Any] = {"width": width, "height": height, "frames": frames, "repeats": repeats, "copy_ms": round(copy, 3)}
+        result: dict[str, Any] = {"width": width, "height": height, "frames": frames, "repeats": repeats,
+                                  "pool_frames": len(pool), "cache_mib": round(cache / 2**20, 1),
+                                  "copy_ms": round(copy, 3), "copy_cached_ms": round(statistics.median(runs.pop("copy_cached")), 3)}
         for name, values in runs.items():
             ms = statistics.median(values)
             result[f"{name}_ms"] = round(ms, 3)
-            result[f"{name}_ratio"] = round(ms / copy, 1)
+            result[f"{name}_ratio"] = round(ms / copy, 2) if copy > 0 else None
         results.append(result)
+        del pool
     return results
 
 
@@ -173,21 +290,31 @@ def run(args: argparse.Namespace) -> int:
 
     if args.frames < 1 or args.repeats < 1:
         raise ConfigError("bench engine: --frames and --repeats must be at least 1")
+    if args.llc_mib is not None and args.llc_mib <= 0:
+        raise ConfigError("bench engine: --llc-mib must be more than 0")
     sizes = parse_sizes(args.sizes, "bench engine") if args.sizes else DEFAULT_SIZES
     baseline = load_chain_class(args.baseline_chain) if args.baseline_chain else None
-    results = measure(sizes, args.frames, args.repeats, baseline)
+    cache = int(args.llc_mib * 2**20) if args.llc_mib is not None else None
+    results: Any = measure(sizes, args.frames, args.repeats, baseline, cache)
+    line = measure_line(max(10, min(args.frames, 100))) if args.line else None
     if args.json:
-        print(json.dumps(results))
+        print(json.dumps({"sizes": results, "line": line} if line is not None else results))
         return 0
-    print(f"engine overhead, passthrough stage, synthetic source -> null sink, {args.frames} frames, "
-          f"median of {args.repeats} runs (ms per frame; x = ratio to np.copyto of the frame):")
-    print(f"  {'size':>10s} {'copy':>8s} {'process':>16s} {'engine':>16s}")
+    r0 = results[0]
+    print(f"engine overhead, passthrough stage, synthetic source -> null sink, {args.frames} frames cycling through "
+          f"{POOL_FACTOR}x the {r0['cache_mib']} MiB last-level cache, median of {args.repeats} runs "
+          f"(ms per frame; x = ratio to np.copyto of a frame not in cache):")
+    print(f"  {'size':>10s} {'copy':>8s} {'(cached)':>8s} {'process':>16s} {'engine':>16s}")
     for r in results:
-        print(f"  {r['width']:>4d}x{r['height']:<5d} {r['copy_ms']:8.3f} {r['process_ms']:8.3f} ({r['process_ratio']:5.1f}x)"
-              f" {r['engine_ms']:8.3f} ({r['engine_ratio']:5.1f}x)")
+        print(f"  {r['width']:>4d}x{r['height']:<5d} {r['copy_ms']:8.3f} {r['copy_cached_ms']:8.3f} "
+              f"{r['process_ms']:8.3f} ({r['process_ratio']:5.1f}x) {r['engine_ms']:8.3f} ({r['engine_ratio']:5.1f}x)")
         if "baseline_process_ms" in r:
-            print(f"  {'baseline':>10s} {'':8s} {r['baseline_process_ms']:8.3f} ({r['baseline_process_ratio']:5.1f}x)"
+            print(f"  {'baseline':>10s} {'':8s} {'':8s} {r['baseline_process_ms']:8.3f} ({r['baseline_process_ratio']:5.1f}x)"
                   f" {r['baseline_engine_ms']:8.3f} ({r['baseline_engine_ratio']:5.1f}x)   <- {args.baseline_chain}")
+    if line is not None:
+        print(f"assembly line, stand-in stages sleeping {'/'.join(f'{v:g}' for v in line['stages_ms'])} ms, {line['frames']} frames:")
+        print(f"  line   {line['line_fps']:6.2f} fps = {line['line_vs_ideal']:.3f} x 1/max(stage) ({line['ideal_line_fps']} fps)")
+        print(f"  serial {line['serial_fps']:6.2f} fps = {line['serial_vs_ideal']:.3f} x 1/sum(stages) ({line['ideal_serial_fps']} fps)")
     return 0
 
 
@@ -197,7 +324,12 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--sizes", default="", metavar="WxH,...", help="frame sizes (default 512x512,1920x1080)")
     parser.add_argument("--frames", type=int, default=200, metavar="N", help="frames per run (default 200)")
     parser.add_argument("--repeats", type=int, default=3, metavar="N", help="runs per number, median taken (default 3)")
+    parser.add_argument("--llc-mib", type=float, default=None, metavar="MIB",
+                        help="last-level cache size to exceed with distinct frames (default: read from the machine)")
     parser.add_argument("--baseline-chain", default="", metavar="FILE",
                         help="also measure the Chain of another chain.py in the same run (before/after an optimisation)")
-    parser.add_argument("--json", action="store_true", help="print a JSON list, one object per size")
+    parser.add_argument("--line", action="store_true",
+                        help="also measure the assembly line with stand-in stages of 20/30/10 ms against 1/max and 1/sum")
+    parser.add_argument("--json", action="store_true", help="print a JSON list, one object per size "
+                                                            "(with --line: {\"sizes\": [...], \"line\": {...}})")
     parser.set_defaults(func=run)
