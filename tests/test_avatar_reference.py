@@ -35,7 +35,10 @@ frame must agree:
   custom timesteps.
 
 Tolerances (float32, CPU): latents ``LATENT_ATOL`` = 1e-4 absolute (latents are of order 1);
-decoded frames ``FRAME_ATOL`` = 1e-4 on [0, 1]. Measured differences are ~1e-6.
+decoded frames ``FRAME_ATOL`` = 5e-4 on [0, 1] (a tenth of a uint8 level). Measured on this
+machine: UNet-input latents differ by at most 9e-6, decoder-input latents by 2e-5, frames by
+9e-5 (the tiny random decoders amplify latent rounding about tenfold). Every listed mutation
+moves them by orders of magnitude more.
 
 How the reference is fed: the engine's noise is replaced after ``update()`` by
 :func:`fix_noise` (the engine has no public hook for it; it sets ``engine._noise``), and
@@ -74,7 +77,7 @@ from bridge.stages.avatar import AvatarConfig, AvatarStage
 
 SIZE = 64
 LATENT_ATOL = 1e-4
-FRAME_ATOL = 1e-4
+FRAME_ATOL = 5e-4
 PROMPT = "a knight in silver armour"
 NEGATIVE = "blurry"
 
