@@ -233,7 +233,7 @@ class KnobsStage(Pipeline):
         super().__init__(device)
 
     def __call__(self, **kwargs):
-        KnobsStage.calls.append({k: v for k, v in kwargs.items() if k not in ("video", "source_video")})
+        KnobsStage.calls.append({k: v for k, v in kwargs.items() if k not in ("video", "source_video", "keep_uint8")})
         return {"video": stack_video(kwargs.get("video"))}
 
 
