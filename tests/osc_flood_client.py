@@ -64,7 +64,7 @@ class Replies:
                     self.malformed.append(msg.params[0])
                 self.cond.notify_all()
 
-    def wait(self, predicate, timeout: float = 10.0) -> bool:
+    def wait(self, predicate, timeout: float = 60.0) -> bool:
         with self.cond:
             return self.cond.wait_for(predicate, timeout)
 
@@ -114,7 +114,9 @@ def main() -> int:
             floods.append([t0, t1])
             quiets.append([t1, time.perf_counter()])
     t_end = time.perf_counter()
-    time.sleep(1.2)  # one more heartbeat with the final counters
+    # one more heartbeat (1 s period) and the final malformed count, however long a loaded machine takes
+    replies.wait(lambda: any(t > t_end for t in replies.heartbeats))
+    replies.wait(lambda: bool(replies.malformed) and replies.malformed[-1] >= job["total"])
     replies.stop = True
     print(json.dumps({"floods": floods, "quiets": quiets, "errors": replies.errors, "acks": replies.acks,
                       "heartbeats": replies.heartbeats, "malformed_status": replies.malformed,
