@@ -130,23 +130,23 @@ def test_source_that_cannot_be_reopened_is_retried_with_back_off(caplog):
         engine.join(5)
     logged = [r.getMessage() for r in caplog.records if r.name == "bridge.engine"]
     assert logged.count("source still unavailable: sender not found; start it") == 4  # each failed reopen, with its fix
+    # doubling back-off, read from what the engine says it waits (s), not from the clock: 0.05, 0.1, 0.2, ...
+    waits = [float(m.split("retrying in ")[1].split(" s")[0]) for m in logged if "retrying in " in m]
+    assert waits[:5] == [0.05, 0.1, 0.2, 0.4, 0.8]
     gaps = np.diff(source.opened_at[1:6])  # the reopen attempts while the source was gone
     assert len(gaps) == 4
-    assert all(later > earlier * 1.4 for earlier, later in zip(gaps, gaps[1:]))  # doubling back-off
-    assert gaps[0] >= 0.045
+    assert all(gap >= wait * 0.9 for gap, wait in zip(gaps, waits))  # it waits at least that long (a lower bound holds under any load)
 
 
 def test_stop_while_the_source_is_lost_ends_promptly():
     source, sink = FlakySource(), KeepSink()
-    engine, reports = make_engine(source, sink, retry_s=0.5)
+    engine, reports = make_engine(source, sink, retry_s=60.0)
     engine.start()
     assert wait_for(lambda: len(sink.frames) >= 3)
     source.gone = True
     assert wait_for(lambda: engine.stats.state == "error")
-    t0 = time.monotonic()
     engine.stop()
-    engine.join(5)
-    assert time.monotonic() - t0 < 1.0  # the back-off wait is interrupted
+    engine.join(30)  # the back-off wait is a minute (retry_s=60): only an interrupted wait ends within the join
     assert not engine.running and sink.closed
     assert source.calls[-1] == "close"
     assert reports[-1][0] == "stopped"
