@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from bridge import matte
-from bridge.bench.alpha import default_preset_params, matte_case, read_sample_image, run_case
+from bridge.bench.alpha import MATTES_DIR, default_preset_params, matte_case, read_sample_image, run_case
 from bridge.stages.alpha import PersonAlphaStage
 
 # (case, IoU target, measured on 2026-11-30 when below it)
@@ -153,3 +153,24 @@ def test_pose_stages_people_are_reused_not_recomputed():
     source = torch.from_numpy(image)[None]
     reused(video=[source], source_video=[source], people=people)
     assert reused.pose_runs == 0
+
+
+def test_pose_people_of_a_close_up_leave_the_selfie_matte_alone(carphone_frames):
+    # the pose model's mask of a close-up is coarser than the selfie model's (its region runs
+    # far out of the frame): reusing the pose stage's people must not make a close-up worse
+    from bridge.chain import Chain
+    from bridge.frames import Frame
+
+    frames = carphone_frames[:30]
+    with np.load(MATTES_DIR / "carphone_alpha.npz") as data:
+        refs = data["alpha"][:30].astype(np.float32) / 255.0
+    chain = Chain.from_spec([("pose", {"backend": "blazepose"}), ("alpha", {"alpha_source": "input"})])
+    with_pose = [chain.process(Frame(np.ascontiguousarray(f), i, 0.0)).image[..., 3].astype(np.float32) / 255.0
+                 for i, f in enumerate(frames)]
+    alone, _ = run_case(PersonAlphaStage(), frames)
+    iou_pose = np.mean([matte.iou(a, r) for a, r in zip(with_pose, refs)])
+    iou_alone = np.mean([matte.iou(a, r) for a, r in zip(alone, refs)])
+    assert chain.slot("alpha").stage.pose_runs == 0
+    assert iou_pose >= iou_alone - 0.001, f"with the pose stage's people {iou_pose:.4f}, alone {iou_alone:.4f}"
+    change = float(np.mean([np.abs(a - b).mean() for a, b in zip(with_pose, alone)]))
+    assert change <= 0.002, f"the pose stage's people changed a close-up's matte by {change:.4f} on average"
