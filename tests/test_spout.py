@@ -209,8 +209,8 @@ def test_idle_sender_waits_without_busy_loop_or_repeated_frame(spoutgl, monkeypa
         with pytest.raises(SourceLost, match="no new frame"):
             source.read()  # connected, nothing new: wait, then report a frozen sender
         waited = time.perf_counter() - t0
-        assert 0.29 <= waited < 1.0
-        assert len(calls) < waited / 0.002 * 1.2  # it sleeps between polls (~2 ms), no busy loop
+        assert waited >= 0.29  # it waits stall_s before calling the sender frozen (a lower bound: no load can shorten it)
+        assert len(calls) <= waited / 0.002 + 1  # it sleeps >= 2 ms between polls, so no busy loop, however slow the machine
         sender.send_now.set()
         second = source.read()  # the next new frame, not the old one again
     finally:
