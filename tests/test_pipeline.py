@@ -21,7 +21,7 @@ from pydantic import Field
 from bridge.chain import Chain, StageSlot
 from bridge.engine import Engine, _Reorder
 from bridge.stages.base import BasePipelineConfig, Pipeline, UsageType, stack_video, ui_field_config
-from tests.helpers import ArraySource, ListSink, numbered_images
+from tests.helpers import ArraySource, ListSink, numbered_images, wait_for
 
 
 class StandInConfig(BasePipelineConfig):
@@ -141,6 +141,22 @@ def test_a_stateless_stage_runs_frames_on_several_workers_and_they_leave_in_orde
     assert [f.index for f in sink.frames] == list(range(8))
     assert after.numbers() == list(range(8))
     assert {t for _, t, _ in stage.calls} == {"bridge-stage-free-1", "bridge-stage-free-2"}
+
+
+def test_no_stage_works_ahead_of_the_line():
+    # while the second stage is stuck on frame 0, the first may finish frame 1 (waiting to
+    # be taken) but must not go on: frames do not pile up between stages (latency stays
+    # bounded: a live frame is picked up only when the line can take it)
+    seen = []
+    first = StandIn()
+
+    def stuck(number):
+        if number == 0:
+            wait_for(lambda: len(first.calls) > 2, 0.5)  # returns at once if the first stage runs ahead
+            seen.append(len(first.calls))
+
+    run(line(("a", first, {}), ("b", StandIn(hook=stuck), {})), 20)
+    assert seen and seen[0] <= 2
 
 
 def test_a_stage_that_needs_several_frames_keeps_one_worker():
