@@ -115,7 +115,7 @@ def numbered_images(n: int, h: int = 8, w: int = 8) -> list[np.ndarray]:
     return [np.full((h, w, 3), i % 256, np.uint8) for i in range(n)]
 
 
-def wait_for(condition, timeout: float = 10.0) -> bool:
+def wait_for(condition, timeout: float = 30.0) -> bool:
     """Poll ``condition()`` every 5 ms until it is true (True) or ``timeout`` seconds pass (False)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -70,12 +70,12 @@ class ReplyListener:
         with self.cond:
             return [m for m in self.messages if m[1] == address]
 
-    def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+    def wait_for(self, predicate: Callable[[], bool], timeout: float = 30.0) -> bool:
         """Wait until ``predicate()`` (called with the lock held) is true."""
         with self.cond:
             return self.cond.wait_for(predicate, timeout)
 
-    def wait_message(self, address: str, timeout: float = 5.0, after: float = 0.0) -> tuple[float, str, list[Any]] | None:
+    def wait_message(self, address: str, timeout: float = 30.0, after: float = 0.0) -> tuple[float, str, list[Any]] | None:
         """The first message at ``address`` received after perf_counter time ``after``."""
         found: list = []
 
@@ -85,7 +85,7 @@ class ReplyListener:
 
         return found[0] if self.wait_for(seen, timeout) else None
 
-    def wait_message_with(self, address: str, args: list[Any], after: float, timeout: float = 5.0) -> tuple[float, str, list[Any]] | None:
+    def wait_message_with(self, address: str, args: list[Any], after: float, timeout: float = 30.0) -> tuple[float, str, list[Any]] | None:
         """The first message at ``address`` with exactly ``args``, received after perf_counter time ``after``."""
         found: list = []
 
@@ -184,7 +184,7 @@ class Daemon:
         self.client = SimpleUDPClient("127.0.0.1", self.service.port)
         self.wait_frames(5)
 
-    def wait_frames(self, n: int, timeout: float = 10.0) -> None:
+    def wait_frames(self, n: int, timeout: float = 30.0) -> None:
         target = self.sink.count() + n
         deadline = time.monotonic() + timeout
         while self.sink.count() < target:
@@ -196,7 +196,7 @@ class Daemon:
         self.client.send_message(address, list(args))
         return t
 
-    def state(self, state: str, after: float, timeout: float = 10.0):
+    def state(self, state: str, after: float, timeout: float = 30.0):
         return self.listener.wait_message_with("/bridge/status/state", [state], after, timeout)
 
     def close(self) -> None:

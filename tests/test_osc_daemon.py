@@ -100,13 +100,13 @@ def test_oscsend_change_is_acknowledged_in_oscdump_and_shows_in_the_next_frames(
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # Ctrl-C works even under a background shell
     try:
         dump.wait('/bridge/status/state s "live"', 90)
-        dump.wait("/bridge/status/heartbeat i", 5)
+        dump.wait("/bridge/status/heartbeat i", 30)
         _wait_index(out, 30, 60)
         before = [_coverage(out / f"frame_{i:06d}.png") for i in range(25)]
         assert min(before) > 0.35, "at the default threshold the person covers ~40-50 % of carphone"
 
         subprocess.run(["oscsend", "127.0.0.1", str(port), "/bridge/alpha/threshold", "f", "0.99"], check=True, timeout=10)
-        dump.wait("/bridge/ack/alpha/threshold f 0.990000", 10)
+        dump.wait("/bridge/ack/alpha/threshold f 0.990000", 30)
         at_ack = _indices(out)[-1]
         # at most the frames already queued between the stages and the sink (4 + 1 + 1) predate the change
         first, last = at_ack + 7, at_ack + 7 + 20
@@ -119,18 +119,18 @@ def test_oscsend_change_is_acknowledged_in_oscdump_and_shows_in_the_next_frames(
 
         # a wrong value from oscsend: refused with a reason, the stage keeps 0.99
         subprocess.run(["oscsend", "127.0.0.1", str(port), "/bridge/alpha/threshold", "s", "high"], check=True, timeout=10)
-        dump.wait('/bridge/error s "/bridge/alpha/threshold: expects a number, got string \'high\'"', 10)
+        dump.wait('/bridge/error s "/bridge/alpha/threshold: expects a number, got string \'high\'"', 30)
         subprocess.run(["oscsend", "127.0.0.1", str(port), "/bridge/alpha/threshold", "f", "1.5"], check=True, timeout=10)
-        dump.wait("less than or equal to 1", 10)
+        dump.wait("less than or equal to 1", 30)
 
         # python-osc as a second client: ping/pong, a toggle as a CHOP sends it (float), an unknown address
         client = SimpleUDPClient("127.0.0.1", port)
         client.send_message("/bridge/ping", 7)
-        dump.wait("/bridge/pong i 7", 10)
+        dump.wait("/bridge/pong i 7", 30)
         client.send_message("/bridge/alpha/refine", 0.0)
-        dump.wait("/bridge/ack/alpha/refine F", 10)
+        dump.wait("/bridge/ack/alpha/refine F", 30)
         client.send_message("/bridge/alpha/glow", 1.0)
-        dump.wait('/bridge/error s "/bridge/alpha/glow: unknown address', 10)
+        dump.wait('/bridge/error s "/bridge/alpha/glow: unknown address', 30)
         assert not [line for line in dump.drain() if "/bridge/ack/alpha/threshold" in line and "0.99" not in line]
     finally:
         daemon.send_signal(signal.SIGINT)
@@ -185,11 +185,11 @@ def test_senders_not_allowed_are_ignored_and_counted():
         for _ in range(5):
             stranger.sendto(build_msg("/bridge/ping", ["stranger"]).dgram, ("127.0.0.1", service.port))
         friend.sendto(build_msg("/bridge/ping", ["friend"]).dgram, ("127.0.0.1", service.port))
-        assert listener.wait_for(lambda: any(m[2] == ["friend"] for m in listener.messages), 5.0)
-        assert listener.wait_for(lambda: service.server.counters.ignored == 5, 2.0)
+        assert listener.wait_for(lambda: any(m[2] == ["friend"] for m in listener.messages), 30.0)
+        assert listener.wait_for(lambda: service.server.counters.ignored == 5, 30.0)
         assert not [m for m in listener.messages if m[2] == ["stranger"]]
         t = time.perf_counter()
-        assert listener.wait_message("/bridge/status/ignored", 2.5, after=t)[2] == [5]
+        assert listener.wait_message("/bridge/status/ignored", 30.0, after=t)[2] == [5]
         stranger.close()
         friend.close()
     finally:
