@@ -3,10 +3,26 @@
 A :class:`Chain` turns one source frame ((H, W, 3) uint8 RGB) into one RGBA frame
 ((H, W, 4) uint8). Runtime parameters set from another thread (OSC) are validated at
 once against the stage's config, queued (many sets of one parameter coalesce, last
-wins) and applied at the start of the next frame. Load-time parameters rebuild the
-stage in a background thread while frames keep flowing through the old one; the new
+wins) and applied at the start of the stage's next frame. Load-time parameters rebuild
+the stage in a background thread while frames keep flowing through the old one; the new
 stage is swapped in at a frame boundary, and if building it fails the old stage and
 its parameters stay (Livepeer's StreamDiffusion runner does the same; platform.md).
+
+One frame's way through the chain is a :class:`Job`: :meth:`Chain.begin` (bypass is
+decided here, once per frame), :meth:`Chain.run_stage` for each stage in turn,
+:meth:`Chain.finish` (the RGBA frame) and :meth:`Chain.account` (in frame order: the
+``recovered`` event). :meth:`Chain.process` does all of it on the calling thread; the
+engine's assembly line (:mod:`bridge.engine`) runs each stage's ``run_stage`` on that
+stage's own worker, so different stages work on different frames at the same time. A
+stage's queued changes are applied by the thread that runs it, between two of its
+frames. A failed stage marks the job: later stages skip it and it goes out as the input
+with opaque alpha.
+
+Pixels stay uint8 where no stage changes them: every stage is called with
+``keep_uint8=True``, a uint8 output is handed to the next stage as it is, and a uint8
+RGBA output goes to the sink as it is (see :mod:`bridge.stages.base`); float32 [0, 1]
+outputs (a stage that computes in float, e.g. the avatar) are scaled to [0, 255] for
+the next stage and rounded once at the end, as before.
 """
 
 from __future__ import annotations
@@ -137,7 +153,9 @@ def stage_class(stage: Pipeline) -> type[Pipeline]:
 class Chain:
     """Stages in order, with live parameter updates, bypass and background reloads.
 
-    Thread model: :meth:`process` runs on the engine's processing thread only;
+    Thread model: :meth:`process` runs on one thread at a time; on the engine's assembly
+    line :meth:`run_stage` for stage i runs only on stage i's worker(s), :meth:`finish`
+    on the last stage's worker(s) and :meth:`account` in frame order;
     :meth:`set_param`, :meth:`set_bypass`, :meth:`reload` may be called from any thread.
     """
 
