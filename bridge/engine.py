@@ -28,12 +28,14 @@ Hand-offs:
 * last stage -> sink: like source -> first stage (latest wins for live sources or
   sinks, back-pressure for files).
 
-Latency: a frame spends its own time in each stage plus, in a steady stream, a wait of
-at most one frame of the next stage at each of the S-1 boundaries between S stages,
-and the chain's last-stage-to-sink hand-off as before. With stages of 20/30/10 ms the
-line delivers a frame every 30 ms (serial: 60 ms) and a frame is about 60-90 ms old
-when it reaches the sink: the latency grows by at most S-1 frame intervals of the
-slowest stage (two frames for pose -> avatar -> alpha) over the serial chain.
+Latency: a frame spends its own time in each stage plus, at each of the S-1 boundaries
+between S stages, a wait of at most the next stage's time (it waits for that stage to
+finish the frame before it), so at most sum(stages) + (S-1) * max(stage): the latency
+grows by at most S-1 frame intervals of the slowest stage over the serial chain (two
+frames for pose -> avatar -> alpha). With stages of 20/30/10 ms the line delivers a
+frame every 30 ms (serial: every 60 ms); in the steady state a frame waits 10 ms before
+the 30 ms stage and not at all before the 10 ms one, so it is 70 ms old at the sink
+(serial: 60 ms; bound: 120 ms), plus the hand-offs at the source and sink as before.
 
 Live parameter updates, bypass, background reloads, stage errors and ``recovered``
 events work as in :meth:`bridge.chain.Chain.process` (see :mod:`bridge.chain`): each
