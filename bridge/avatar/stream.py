@@ -31,12 +31,29 @@ Strength -> ``t_index_list`` (50-step grid, as StreamDiffusion's ``num_inference
 the first index is ``round((1 - strength) * 49)`` and the ``steps`` indices are spread evenly
 from there to the end of the grid, e.g. strength 0.3, 2 steps -> ``[34, 42]``.
 
-On CUDA the engine can run fp16/bf16, channels-last, ``torch.compile`` and CUDA graphs
-(``torch.compile(mode="reduce-overhead")``); on other devices those are skipped.
+GPU path (CUDA): every GPU operation of the engine runs on its own CUDA stream; frames
+go up as uint8 through pinned host buffers with asynchronous copies and are converted to
+float on the device; the output comes back the same way, with one host sync per frame
+(``engine(frame, control)``). ``acceleration: auto`` captures the whole frame — TAESD
+encode, ControlNet, UNet, consistency step, stream-batch buffer update, TAESD decode — as
+one CUDA graph (``torch.cuda.CUDAGraph``); ``compile`` runs it through ``torch.compile``.
+
+No recompiles while the stream is live: every value a slider moves (strength ->
+timesteps and scheduler coefficients, prompts -> embeddings, seeds -> noise, guidance
+scale, delta, ControlNet conditioning scale) lives in a tensor allocated once and updated
+in place, so the graph never sees a new Python constant or shape. The ControlNet scale is
+a 0-d tensor multiplying the ControlNet's residuals (0 runs the ControlNet and multiplies
+by 0 when accelerated; eager, 0 skips it: the same result). The IP-Adapter scale scales
+the IP-Adapter's ``to_v_ip`` weights in place (exact: ``to_v_ip`` has no bias), so
+diffusers' processors keep a constant scale of 1. The stream batch's first frame runs
+the same batch-``steps`` graph ``steps`` times (see :meth:`StreamEngine._prime`), so
+there is one shape per engine; :meth:`StreamEngine.warmup` compiles/captures it before
+the stream goes live.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import random
@@ -52,6 +69,7 @@ log = logging.getLogger("bridge.avatar.stream")
 #: The timestep grid ``t_index_list`` indexes (StreamDiffusion's num_inference_steps).
 TIMESTEP_GRID = 50
 CFG_TYPES = ("none", "self", "full")
+ACCELERATIONS = ("auto", "none", "compile", "cuda-graphs")
 
 
 def t_index_list(strength: float, steps: int, grid: int = TIMESTEP_GRID) -> list[int]:
@@ -178,18 +196,30 @@ class StreamEngine:
         controlnet: optional ``ControlNetModel`` of the same family.
         encode_images: optional, for an IP-Adapter: list of (H, W, 3) uint8 RGB -> image
             embeddings (N, E).
-        set_ip_adapter_scale: optional callback setting the IP-Adapter scale in the UNet.
+        set_ip_adapter_scale: optional fallback for a UNet whose IP-Adapter layers are not
+            diffusers' ``IPAdapterAttnProcessor*`` (then the scale is a Python float and a
+            compiled UNet recompiles when it moves); diffusers' layers are scaled in place.
         width, height: output size in pixels (multiples of 8; the UNet may need 64).
         steps: number of denoising steps (len of ``t_index_list``), 1-4.
         stream_batch: batch the steps of consecutive frames (latency ``steps - 1`` frames).
         cfg_type: ``none`` | ``self`` | ``full``.
         device, dtype: where and how the models run.
-        acceleration: ``none`` | ``compile`` | ``cuda-graphs`` (CUDA only).
+        acceleration: ``auto`` (``cuda-graphs`` on CUDA, ``none`` elsewhere) | ``none`` |
+            ``compile`` (``torch.compile`` of the whole frame) | ``cuda-graphs`` (the whole
+            frame, TAESD included, captured as one CUDA graph). CUDA only, unless
+            ``compile_backend`` is given.
         channels_last: channels-last memory format (CUDA only).
         sdxl: add SDXL's pooled text embedding and time ids.
+        compile_backend: the ``torch.compile`` backend for ``compile`` (default inductor);
+            giving one allows ``compile`` on any device (tests use ``"eager"`` on the CPU).
 
     Call :meth:`update` with :class:`StreamParams` (cheap when nothing changed), then
-    :meth:`prepare` / :meth:`process` or just ``engine(frame, control)``.
+    ``engine(frame, control)`` (host in, host out, one host sync) or :meth:`prepare` /
+    :meth:`process` (device tensors, no sync). With acceleration, call :meth:`warmup`
+    before the stream goes live.
+
+    Raises:
+        ValueError: bad ``cfg_type``, ``steps``, ``acceleration`` or a size the model cannot take.
     """
 
     def __init__(
@@ -209,9 +239,10 @@ class StreamEngine:
         cfg_type: str = "none",
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float32,
-        acceleration: str = "none",
+        acceleration: str = "auto",
         channels_last: bool = True,
         sdxl: bool = False,
+        compile_backend: str | Callable[..., Any] | None = None,
     ) -> None:
         from diffusers.schedulers import LCMScheduler
 
@@ -219,6 +250,8 @@ class StreamEngine:
             raise ValueError(f"cfg_type must be one of {CFG_TYPES}, got {cfg_type!r}")
         if not 1 <= steps <= 4:
             raise ValueError(f"steps must be 1-4, got {steps}")
+        if acceleration not in ACCELERATIONS:
+            raise ValueError(f"acceleration must be one of {ACCELERATIONS}, got {acceleration!r}")
         self.device = torch.device(device)
         self.dtype = dtype
         self.width, self.height, self.steps = int(width), int(height), int(steps)
@@ -226,6 +259,11 @@ class StreamEngine:
         self.unet, self.vae, self.controlnet = unet, vae, controlnet
         self.tiny_vae = type(vae).__name__ == "AutoencoderTiny"
         self.vae_scale = float(getattr(vae.config, "scaling_factor", 1.0))
+        # SDXL's VAE (and diffusers' AutoencoderKL default) overflows in float16: diffusers runs it in
+        # float32 when its config says force_upcast (StableDiffusionXLPipeline.upcast_vae); so do we.
+        self.vae_upcast = (not self.tiny_vae and dtype == torch.float16 and bool(getattr(vae.config, "force_upcast", False)))
+        if self.vae_upcast:
+            vae.to(dtype=torch.float32)
         self.latent_channels = int(unet.config.in_channels)
         vae_factor = 2 ** (len(vae.config.block_out_channels) - 1) if not self.tiny_vae else 8
         self.latent_h, self.latent_w = self.height // vae_factor, self.width // vae_factor
@@ -240,51 +278,101 @@ class StreamEngine:
         self._set_ip_scale = set_ip_adapter_scale
         self.filter = SimilarityFilter()
         self.profile = False
-        #: ms of the last call per part: encode, controlnet, unet, decode (when ``profile``).
-        self.timings: dict[str, float] = {"encode": 0.0, "controlnet": 0.0, "unet": 0.0, "decode": 0.0}
         self.skipped = False
+        self.cuda = self.device.type == "cuda"
+        #: the engine's own CUDA stream (None off CUDA): every GPU op of the engine is queued on it
+        self.stream = torch.cuda.Stream(self.device) if self.cuda else None
+        self._events: list[tuple[str, Any, Any]] = []
+        self._cpu_ms: dict[str, float] = dict.fromkeys(PARTS, 0.0)
         self._params: StreamParams | None = None
+        self._last_output: torch.Tensor | None = None
+        self._t_indices: list[int] = []
+        self._primed = False
+        self._had_control = True
+        self._control_scale = 1.0
+        self.acceleration = self._resolve_acceleration(acceleration, compile_backend)
+        self._graph: Any = None
+        self._graph_out: torch.Tensor | None = None
+        self._warm = False
+        with self._on_stream():
+            self._allocate()
+            if self.cuda and channels_last:
+                for model in (self.unet, self.controlnet, self.vae):
+                    if model is not None:
+                        model.to(memory_format=torch.channels_last)
+            self._ip_layers = self._find_ip_value_layers()
+            self.has_ip_adapter = encode_images is not None
+            if self.has_ip_adapter:
+                self._ip_embeds = torch.zeros(1, 1, self._image_embed_dim(), device=self.device, dtype=dtype)
+            self._ip_scale_applied: float | None = None
+            self._has_refs = False
+            self.update(StreamParams())
+        self._frame_fn: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor] = self._frame
+        if self.acceleration == "compile":
+            backend = compile_backend or "inductor"
+            self._frame_fn = torch.compile(self._frame, backend=backend, dynamic=False, fullgraph=False)
+
+    # ----------------------------------------------------------------- setup
+    def _resolve_acceleration(self, acceleration: str, backend: Any) -> str:
+        if acceleration == "auto":
+            return "cuda-graphs" if self.cuda else "none"
+        if acceleration == "compile" and backend is not None:
+            return "compile"
+        if acceleration != "none" and not self.cuda:
+            log.warning("avatar: acceleration %r needs CUDA; running without it on %s", acceleration, self.device)
+            return "none"
+        return acceleration
+
+    def _allocate(self) -> None:
+        """The state every frame reads, allocated once and updated in place (graph inputs)."""
+        dev, dt, n = self.device, self.dtype, self.steps
+        latent = (self.latent_channels, self.latent_h, self.latent_w)
+        self._timesteps = torch.zeros(n, device=dev, dtype=torch.long)
+        self._a, self._b, self._c_skip, self._c_out = (torch.zeros(n, 1, 1, 1, device=dev, dtype=dt) for _ in range(4))
+        self._noise = torch.zeros(n, *latent, device=dev, dtype=dt)
+        #: runtime scales as 0-d tensors: moving a slider fills them, never recompiles
+        self._cn_scale = torch.ones((), device=dev, dtype=torch.float32)
+        self._guidance = torch.ones((), device=dev, dtype=torch.float32)
+        self._delta = torch.ones((), device=dev, dtype=torch.float32)
         self._embeds: torch.Tensor | None = None
         self._neg_embeds: torch.Tensor | None = None
         self._added: dict[str, torch.Tensor] = {}
         self._neg_added: dict[str, torch.Tensor] = {}
-        self._ip_embeds: torch.Tensor | None = None
-        self._ip_scale_applied: float | None = None
-        self._buffer: torch.Tensor | None = None
-        self._buffer_ref: torch.Tensor | None = None
-        self._last_output: torch.Tensor | None = None
-        self._control_scale = 1.0
-        self._t_indices: list[int] = []
-        self._setup_acceleration(acceleration, channels_last)
         if self.sdxl:
-            self._time_ids = torch.tensor([[self.height, self.width, 0, 0, self.height, self.width]], device=self.device, dtype=dtype)
-        self.has_ip_adapter = encode_images is not None
-        if self.has_ip_adapter:
-            dim = self._image_embed_dim()
-            self._zero_ip = torch.zeros(1, 1, dim, device=self.device, dtype=dtype)
-        self.update(StreamParams())
+            self._time_ids = torch.tensor([[self.height, self.width, 0, 0, self.height, self.width]], device=dev, dtype=dt)
+        batched = self.stream_batch and n > 1
+        self._buffer = torch.zeros(n - 1, *latent, device=dev, dtype=dt) if batched else None
+        self._buffer_ref = torch.zeros(n - 1, *latent, device=dev, dtype=dt) if batched else None
+        self._image_in = torch.zeros(1, 3, self.height, self.width, device=dev, dtype=dt)
+        self._control_in = torch.zeros(1, 3, self.height, self.width, device=dev, dtype=dt) if self.controlnet is not None else None
 
-    # ----------------------------------------------------------------- setup
-    def _setup_acceleration(self, acceleration: str, channels_last: bool) -> None:
-        cuda = self.device.type == "cuda"
-        if not cuda:
-            if acceleration != "none":
-                log.warning("avatar: acceleration %r needs CUDA; running without it on %s", acceleration, self.device)
-            return
-        if channels_last:
-            for model in (self.unet, self.controlnet, self.vae):
-                if model is not None:
-                    model.to(memory_format=torch.channels_last)
-        if acceleration in ("compile", "cuda-graphs"):
-            mode = "reduce-overhead" if acceleration == "cuda-graphs" else "max-autotune-no-cudagraphs"
-            self.unet = torch.compile(self.unet, mode=mode, fullgraph=False)
-            if self.controlnet is not None:
-                self.controlnet = torch.compile(self.controlnet, mode=mode, fullgraph=False)
+    def _find_ip_value_layers(self) -> list[tuple[torch.nn.Linear, torch.Tensor]]:
+        """(``to_v_ip`` layer, its original weight) of every diffusers IP-Adapter attention processor.
+
+        The IP-Adapter adds ``scale * softmax(q k_ip^T) v_ip`` with ``v_ip = to_v_ip(tokens)`` (no
+        bias), so scaling ``to_v_ip``'s weight by ``scale`` gives the same result while the
+        processors' own ``scale`` stays the constant 1.0: nothing a compiled graph guards on moves.
+        """
+        layers = []
+        procs = getattr(self.unet, "attn_processors", {}) or {}
+        for proc in procs.values():
+            to_v = getattr(proc, "to_v_ip", None)
+            if to_v is None or not hasattr(proc, "scale"):
+                continue
+            proc.scale = [1.0] * len(proc.scale)
+            for linear in to_v:
+                if getattr(linear, "bias", None) is not None:
+                    return []  # not the layer this trick is exact for: use the fallback
+                layers.append((linear, linear.weight.detach().clone()))
+        return layers
 
     def _image_embed_dim(self) -> int:
         proj = getattr(self.unet, "encoder_hid_proj", None)
         layer = proj.image_projection_layers[0] if proj is not None else None
         return int(layer.image_embeds.in_features) if layer is not None else 1024
+
+    def _on_stream(self) -> Any:
+        return torch.cuda.stream(self.stream) if self.stream is not None else contextlib.nullcontext()
 
     @property
     def latency_frames(self) -> int:
@@ -298,12 +386,18 @@ class StreamEngine:
 
     def reset(self) -> None:
         """Forget frames in flight, the last output and the filter's reference frame."""
-        self._buffer = self._buffer_ref = self._last_output = None
+        self._primed = False
+        self._last_output = None
         self.filter.reset(self._params.seed if self._params else 0)
 
     # ----------------------------------------------------------------- parameters
     def update(self, params: StreamParams, reference_images: list[Any] | None = None) -> None:
-        """Apply runtime parameters; only what changed is recomputed.
+        """Apply runtime parameters; only what changed is recomputed, in place.
+
+        Every per-frame value lives in a tensor allocated once (scales included), so a
+        compiled or captured frame never recompiles when a slider moves. New reference
+        images with another count than before change the IP-Adapter token count: that one
+        change re-captures the graph (logged).
 
         Args:
             params: the new parameters.
@@ -315,34 +409,63 @@ class StreamEngine:
         """
         old = self._params
         changed = (lambda *names: old is None or any(getattr(old, n) != getattr(params, n) for n in names))
-        if changed("strength"):
-            indices = t_index_list(params.strength, self.steps)
-            if indices != self._t_indices:
-                self._set_timesteps(indices)
-        if changed("prompt", "prompt_b", "prompt_blend"):
-            self._embeds, pooled = self._blend_prompts(params)
-            self._added = {"text_embeds": pooled, "time_ids": self._time_ids} if self.sdxl else {}
-        if self.cfg_type == "full" and changed("negative_prompt"):
-            neg, pooled = self._prompts.get(params.negative_prompt)
-            self._neg_embeds = neg.to(self.device, self.dtype)
-            self._neg_added = {"text_embeds": pooled.to(self.device, self.dtype), "time_ids": self._time_ids} if self.sdxl else {}
-        if changed("seed", "seed_b", "seed_blend"):
-            self._noise = self._make_noise(params)
-            self.filter.reset(params.seed)
-        if reference_images is not None and self.has_ip_adapter:
-            if reference_images:
-                with torch.no_grad():
-                    emb = self._encode_images(reference_images)  # type: ignore[misc]
-                self._ip_embeds = emb.to(self.device, self.dtype).reshape(1, len(reference_images), -1)
-            else:
-                self._ip_embeds = None
-        if self.has_ip_adapter:
-            scale = float(params.ip_adapter_scale) if self._ip_embeds is not None else 0.0
-            if scale != self._ip_scale_applied and self._set_ip_scale is not None:
-                self._set_ip_scale(scale)
-                self._ip_scale_applied = scale
-        self._control_scale = float(params.controlnet_conditioning_scale)
+        with self._on_stream(), torch.no_grad():
+            if changed("strength"):
+                indices = t_index_list(params.strength, self.steps)
+                if indices != self._t_indices:
+                    self._set_timesteps(indices)
+            if changed("prompt", "prompt_b", "prompt_blend"):
+                embeds, pooled = self._blend_prompts(params)
+                self._embeds = _assign(self._embeds, embeds)
+                if self.sdxl:
+                    self._added = {"text_embeds": _assign(self._added.get("text_embeds"), pooled), "time_ids": self._time_ids}
+            if self.cfg_type == "full" and changed("negative_prompt"):
+                neg, pooled = self._prompts.get(params.negative_prompt)
+                self._neg_embeds = _assign(self._neg_embeds, neg.to(self.device, self.dtype))
+                if self.sdxl:
+                    self._neg_added = {"text_embeds": _assign(self._neg_added.get("text_embeds"), pooled.to(self.device, self.dtype)),
+                                       "time_ids": self._time_ids}
+            if changed("seed", "seed_b", "seed_blend"):
+                self._noise.copy_(self._make_noise(params))
+                self.filter.reset(params.seed)
+            if reference_images is not None and self.has_ip_adapter:
+                self._set_reference_images(reference_images)
+            if self.has_ip_adapter:
+                scale = float(params.ip_adapter_scale) if self._has_refs else 0.0
+                if scale != self._ip_scale_applied:
+                    self._apply_ip_scale(scale)
+            if changed("guidance_scale"):
+                self._guidance.fill_(float(params.guidance_scale))
+            if changed("delta"):
+                self._delta.fill_(float(params.delta))
+            self._control_scale = float(params.controlnet_conditioning_scale)
+            if changed("controlnet_conditioning_scale"):
+                self._cn_scale.fill_(self._control_scale if self._had_control else 0.0)
         self._params = params
+
+    def _set_reference_images(self, images: list[Any]) -> None:
+        if images:
+            emb = self._encode_images(images)  # type: ignore[misc]
+            emb = emb.to(self.device, self.dtype).reshape(1, len(images), -1)
+            self._has_refs = True
+        else:  # zeros of the same shape, at scale 0: no identity and no new graph shape
+            emb = torch.zeros_like(self._ip_embeds)
+            self._has_refs = False
+        if emb.shape != self._ip_embeds.shape:
+            if self._warm:
+                log.info("avatar: %d reference images (was %d): the frame graph is rebuilt once", emb.shape[1], self._ip_embeds.shape[1])
+            self._ip_embeds = emb
+            self._graph = self._graph_out = None
+        else:
+            self._ip_embeds.copy_(emb)
+
+    def _apply_ip_scale(self, scale: float) -> None:
+        if self._ip_layers:
+            for linear, weight in self._ip_layers:
+                torch.mul(weight, scale, out=linear.weight.data)
+        elif self._set_ip_scale is not None:
+            self._set_ip_scale(scale)
+        self._ip_scale_applied = scale
 
     def _blend_prompts(self, p: StreamParams) -> tuple[torch.Tensor, torch.Tensor | None]:
         emb, pooled = self._prompts.get(p.prompt)
@@ -376,30 +499,87 @@ class StreamEngine:
             return torch.as_tensor(values, dtype=torch.float32).reshape(-1, 1, 1, 1).to(self.device, self.dtype)
 
         self._t_indices = indices
-        self._timesteps = torch.tensor(ts, device=self.device, dtype=torch.long)
-        self._a = col(abar.sqrt())
-        self._b = col((1.0 - abar).sqrt())
-        self._c_skip = col([float(s[0]) for s in scalings])
-        self._c_out = col([float(s[1]) for s in scalings])
-        self._buffer = self._buffer_ref = None  # frames in flight were at the old timesteps
+        self._timesteps.copy_(torch.tensor(ts, dtype=torch.long))
+        self._a.copy_(col(abar.sqrt()))
+        self._b.copy_(col((1.0 - abar).sqrt()))
+        self._c_skip.copy_(col([float(s[0]) for s in scalings]))
+        self._c_out.copy_(col([float(s[1]) for s in scalings]))
+        self._primed = False  # frames in flight were at the old timesteps
+
+    # ----------------------------------------------------------------- warm-up
+    def warmup(self) -> None:
+        """Compile / capture every shape the stream will run, before it goes live.
+
+        One graph per engine: the stream batch's first frame runs the same batch-``steps``
+        graph ``steps`` times (see :meth:`process`), so a reset or a new strength never
+        meets an uncompiled shape. Leaves the engine reset. A no-op without acceleration.
+        """
+        if self.acceleration == "none":
+            return
+        t0 = time.perf_counter()
+        zeros = torch.zeros(1, 3, self.height, self.width, device=self.device, dtype=self.dtype)
+        control = zeros if self.controlnet is not None else None
+        with torch.no_grad(), self._on_stream():
+            if self.acceleration == "cuda-graphs":
+                try:
+                    self._capture()
+                except RuntimeError as exc:  # an op the capture cannot take: keep streaming, eagerly
+                    log.warning("avatar: CUDA graph capture failed (%s); running without acceleration", str(exc).splitlines()[0])
+                    self.acceleration, self._graph, self._graph_out = "none", None, None
+            else:
+                for _ in range(self.steps + 1):  # priming calls, then a steady frame
+                    self._run(zeros, control)
+        if self.stream is not None:
+            self.stream.synchronize()
+        self._warm = True
+        self.reset()
+        log.info("avatar: %s warm-up took %.1f s", self.acceleration, time.perf_counter() - t0)
+
+    def _capture(self) -> None:
+        """Capture :meth:`_frame` (encode, ControlNet, UNet, step, decode) as one CUDA graph."""
+        self._image_in.zero_()
+        if self._control_in is not None:
+            self._control_in.zero_()
+        for _ in range(3):  # warm-up runs on the capture stream (cuDNN/cuBLAS workspaces) before capturing
+            self._frame(self._image_in, self._control_in)
+        assert self.stream is not None
+        self.stream.synchronize()
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, stream=self.stream):
+            out = self._frame(self._image_in, self._control_in)
+        self._graph, self._graph_out = graph, out
 
     # ----------------------------------------------------------------- per frame
     def prepare(self, frame: torch.Tensor, fit: str = "crop") -> torch.Tensor:
-        """(1, h, w, 3) in [0, 255] -> (1, 3, H, W) in [-1, 1] on the device (a new tensor).
+        """(1, h, w, 3) in [0, 255] (uint8 best: 4x less to copy) -> (1, 3, H, W) in [-1, 1] on the device.
 
-        ``fit="crop"`` crops the centre to the output aspect ratio first; ``"stretch"`` does not.
+        A host frame goes through a pinned buffer with an asynchronous copy on the
+        engine's stream; the conversion to float happens on the device. ``fit="crop"``
+        crops the centre to the output aspect ratio first; ``"stretch"`` does not.
         """
-        x = self._resize(frame, fit)
-        return x.mul_(2.0 / 255.0).sub_(1.0).to(self.dtype)
+        with self._on_stream():
+            x = self._resize(self._upload(frame), fit)
+            return x.mul_(2.0 / 255.0).sub_(1.0).to(self.dtype)
 
     def prepare_control(self, control: torch.Tensor | None, fit: str = "crop") -> torch.Tensor | None:
-        """(1, h, w, 3) float in [0, 1] -> (1, 3, H, W) in [0, 1] on the device, or None."""
+        """(1, h, w, 3) uint8 in [0, 255] or float in [0, 1] -> (1, 3, H, W) in [0, 1] on the device, or None."""
         if control is None or self.controlnet is None:
             return None
-        return self._resize(control, fit).to(self.dtype)
+        with self._on_stream():
+            x = self._resize(self._upload(control), fit)
+            if control.dtype == torch.uint8:
+                x.mul_(1.0 / 255.0)
+            return x.to(self.dtype)
+
+    def _upload(self, frame: torch.Tensor) -> torch.Tensor:
+        if self.cuda and frame.device.type == "cpu":
+            staged = torch.empty(frame.shape, dtype=frame.dtype, pin_memory=True)  # from the caching host allocator
+            staged.copy_(frame)
+            return staged.to(self.device, non_blocking=True)
+        return frame.to(self.device)
 
     def _resize(self, frame: torch.Tensor, fit: str) -> torch.Tensor:
-        x = frame.to(self.device, non_blocking=True).permute(0, 3, 1, 2)[:, :3].float()
+        x = frame.permute(0, 3, 1, 2)[:, :3].float()
         h, w = x.shape[-2:]
         if fit == "crop":
             target = self.width / self.height
@@ -412,53 +592,136 @@ class StreamEngine:
         if tuple(x.shape[-2:]) != (self.height, self.width):
             down = x.shape[-2] > self.height or x.shape[-1] > self.width
             x = F.interpolate(x, size=(self.height, self.width), mode="bilinear", align_corners=False, antialias=down)
-        else:
-            x = x.clone()
+        elif x.untyped_storage().data_ptr() == frame.untyped_storage().data_ptr():
+            x = x.clone()  # prepare() works in place: never on the caller's frame
         return x
 
     def __call__(self, frame: torch.Tensor, control: torch.Tensor | None = None, fit: str = "crop") -> torch.Tensor:
-        """One frame in, one frame out: (1, h, w, 3) [0,255] (+ control (1, h, w, 3) [0,1]) -> (1, H, W, 3) float32 [0,1]."""
-        return self.process(self.prepare(frame, fit), self.prepare_control(control, fit))
+        """One frame in, one frame out, on the host: (1, h, w, 3) [0,255] (+ control (1, h, w, 3)
+        uint8 [0,255] or float [0,1]) -> (1, H, W, 3) float32 [0,1] on the CPU.
 
-    def process(self, image: torch.Tensor, control: torch.Tensor | None = None) -> torch.Tensor:
-        """Prepared image (1, 3, H, W) in [-1, 1] and control (1, 3, H, W) in [0, 1] or None
-        -> output (1, H, W, 3) float32 in [0, 1] on the device: a new tensor for each processed
-        frame, the previous output again for a frame the similarity filter skips (``skipped``)."""
+        On CUDA this is the whole frame with one host sync: the upload (pinned, async),
+        the frame's kernels (or its CUDA graph) and the download (to a pinned tensor, async)
+        are queued on the engine's stream, then the host waits for that stream's event.
+        The similarity filter looks at the host frame, so a skipped frame is never uploaded.
+        """
         p = self._params
         assert p is not None
-        for key in self.timings:
-            self.timings[key] = 0.0
-        with torch.no_grad():  # (not inference_mode: the output is a normal tensor later stages may modify)
-            self.skipped = bool(p.similarity_filter and self.filter.skip(image, p.similarity_threshold, p.similarity_max_skip)
-                                and self._last_output is not None)
-            if self.skipped:
+        if p.similarity_filter and frame.device.type == "cpu":
+            if self._filter_skip(_filter_view(frame), p):
                 return self._last_output  # type: ignore[return-value]
-            with self._timed("encode"):
-                z = self._encode(image)
-            if self.steps == 1 or not self.stream_batch or self._buffer is None:
-                latent = self._sequential(z, control)
+            image, cond = self.prepare(frame, fit), self.prepare_control(control, fit)
+            return self._process(image, cond, host=True)
+        return self.process(self.prepare(frame, fit), self.prepare_control(control, fit), host=True)
+
+    def process(self, image: torch.Tensor, control: torch.Tensor | None = None, host: bool = False) -> torch.Tensor:
+        """Prepared image (1, 3, H, W) in [-1, 1] and control (1, 3, H, W) in [0, 1] or None
+        -> output (1, H, W, 3) float32 in [0, 1]: on the device (no host sync), or on the host
+        with ``host`` (one sync). A new tensor for each processed frame, the previous output
+        again for a frame the similarity filter skips (``skipped``)."""
+        p = self._params
+        assert p is not None
+        if p.similarity_filter and self._filter_skip(image, p):
+            return self._last_output  # type: ignore[return-value]
+        return self._process(image, control, host)
+
+    def _filter_skip(self, view: torch.Tensor, p: StreamParams) -> bool:
+        self.skipped = bool(self.filter.skip(view, p.similarity_threshold, p.similarity_max_skip) and self._last_output is not None)
+        return self.skipped
+
+    def _process(self, image: torch.Tensor, control: torch.Tensor | None, host: bool) -> torch.Tensor:
+        self.skipped = False
+        self._events.clear()
+        for key in self._cpu_ms:
+            self._cpu_ms[key] = 0.0
+        has_control = control is not None
+        if has_control != self._had_control:  # a missing pose image: ControlNet at 0, same graph
+            self._had_control = has_control
+            with self._on_stream():
+                self._cn_scale.fill_(self._control_scale if has_control else 0.0)
+        with torch.no_grad(), self._on_stream():  # (not inference_mode: later stages may modify the output)
+            if self.acceleration == "cuda-graphs" and self._graph is None:
+                self._capture()  # only when the reference-image count changed after warm-up
+                self._primed = False
+            if not self._primed:
+                self._prime()
+                calls = self.steps if self._buffer is not None else 1
+                self._primed = True
             else:
-                latent = self._batched(z, control)
-            with self._timed("decode"):
-                out = self._decode(latent)
+                calls = 1
+            for _ in range(calls):
+                out = self._run(image, control)
+            if host and self.cuda:
+                out = self._download(out)
+            elif self._graph is not None:
+                out = out.clone()  # the graph's output is overwritten by the next replay
         self._last_output = out
         return out
 
+    def _prime(self) -> None:
+        """Start of a stream-batch run: in-flight rows are zero and get filled by the next ``steps - 1`` calls.
+
+        After call ``k`` the first ``k`` rows of the buffer hold the frame advanced ``1..k`` steps,
+        exactly as running its steps one after another (each row is denoised on its own);
+        the ``steps``-th call returns the frame fully denoised. So the first frame runs the
+        same batch-``steps`` graph ``steps`` times instead of needing a batch-1 graph.
+        """
+        if self._buffer is not None and self._buffer_ref is not None:
+            self._buffer.zero_()
+            self._buffer_ref.zero_()
+
+    def _run(self, image: torch.Tensor, control: torch.Tensor | None) -> torch.Tensor:
+        if self.acceleration == "none":
+            return self._frame_fn(image, control)
+        # accelerated: the graph's inputs are always the same tensors (same storage, strides, dtype)
+        if image is not self._image_in:
+            self._image_in.copy_(image)
+        if self._control_in is not None and control is not self._control_in:
+            if control is None:
+                self._control_in.zero_()  # no pose image: the ControlNet scale is 0 for this frame
+            else:
+                self._control_in.copy_(control)
+        if self._graph is not None:
+            self._graph.replay()
+            assert self._graph_out is not None
+            return self._graph_out
+        return self._frame_fn(self._image_in, self._control_in)
+
+    def _download(self, out: torch.Tensor) -> torch.Tensor:
+        """Device output -> a new pinned host tensor: async copy on the engine's stream, then the one host sync."""
+        host = torch.empty(out.shape, dtype=out.dtype, pin_memory=True)
+        host.copy_(out, non_blocking=True)
+        done = torch.cuda.Event()
+        done.record(self.stream)
+        done.synchronize()
+        return host
+
+    # ----------------------------------------------------------------- the frame (compiled / captured as one graph)
+    def _frame(self, image: torch.Tensor, control: torch.Tensor | None) -> torch.Tensor:
+        """One frame: encode -> denoise (ControlNet + UNet + consistency step) -> decode.
+
+        Reads only tensors allocated once (:meth:`_allocate`) and constants of the engine, and
+        updates the stream-batch buffer in place, so one compiled graph / CUDA graph serves
+        every frame whatever the sliders say. (1, 3, H, W) -> (1, H, W, 3) float32 [0, 1].
+        """
+        with self._timed("encode"):
+            z = self._encode(image)
+        if self._buffer is not None:
+            latent = self._batched(z, control)
+        else:
+            latent = self._sequential(z, control)
+        with self._timed("decode"):
+            return self._decode(latent)
+
     def _sequential(self, z: torch.Tensor, control: torch.Tensor | None) -> torch.Tensor:
-        """All steps of one frame in turn; with stream batch, also fills the frames in flight."""
+        """All steps of one frame in turn (1 step, or stream batch off)."""
         a, b, noise = self._a, self._b, self._noise
         x = a[0] * z + b[0] * noise[0:1]
-        in_flight = []
         denoised = x
         for i in range(self.steps):
             denoised = self._denoise(x, slice(i, i + 1), z, control)
             if i + 1 < self.steps:
                 x = a[i + 1] * denoised + b[i + 1] * noise[i + 1:i + 2]
-                in_flight.append(x)
-        if self.stream_batch and self.steps > 1:
-            # as if this frame had also been the previous steps-1 frames (a still start)
-            self._buffer = torch.cat(in_flight)
-            self._buffer_ref = z.expand(self.steps - 1, -1, -1, -1).clone()
         return denoised
 
     def _batched(self, z: torch.Tensor, control: torch.Tensor | None) -> torch.Tensor:
@@ -468,14 +731,13 @@ class StreamEngine:
         x = torch.cat([a[0] * z + b[0] * noise[0:1], self._buffer])
         refs = torch.cat([z, self._buffer_ref])
         denoised = self._denoise(x, slice(0, self.steps), refs, control)
-        self._buffer = a[1:] * denoised[:-1] + b[1:] * noise[1:]
-        self._buffer_ref = refs[:-1]
+        self._buffer.copy_(a[1:] * denoised[:-1] + b[1:] * noise[1:])
+        self._buffer_ref.copy_(refs[:-1])
         return denoised[-1:]
 
     def _denoise(self, x: torch.Tensor, steps: slice, x0_ref: torch.Tensor, control: torch.Tensor | None) -> torch.Tensor:
         """One consistency step for a batch of latents, each at its own timestep (see module doc)."""
-        p = self._params
-        assert p is not None and self._embeds is not None
+        assert self._embeds is not None
         a, b = self._a[steps], self._b[steps]
         t = self._timesteps[steps]
         n = x.shape[0]
@@ -492,12 +754,12 @@ class StreamEngine:
         out = self._model(model_in, t_in, embeds, added, control, uncond_first=self.cfg_type == "full")
         if self.cfg_type == "full":
             eps_u, eps_c = self._to_eps(out[:n], x, a, b), self._to_eps(out[n:], x, a, b)
-            eps = eps_u + p.guidance_scale * (eps_c - eps_u)
+            eps = eps_u + self._guidance * (eps_c - eps_u)
         else:
             eps = self._to_eps(out, x, a, b)
             if self.cfg_type == "self":
                 residual = (x - a * x0_ref) / b
-                eps = p.delta * residual + p.guidance_scale * (eps - p.delta * residual)
+                eps = self._delta * residual + self._guidance * (eps - self._delta * residual)
         x0 = (x - b * eps) / a
         return self._c_out[steps] * x0 + self._c_skip[steps] * x
 
@@ -510,16 +772,18 @@ class StreamEngine:
                control: torch.Tensor | None, uncond_first: bool) -> torch.Tensor:
         n = x.shape[0]
         down = mid = None
-        if self.controlnet is not None and control is not None and self._control_scale > 0.0:
+        # Accelerated, the ControlNet always runs (scale 0 multiplies its residuals by 0): one graph
+        # whatever the scale. Eager, scale 0 skips it (the same result, less work).
+        run_cn = self.controlnet is not None and control is not None and (self.acceleration != "none" or self._control_scale > 0.0)
+        if run_cn:
             with self._timed("controlnet"):
                 down, mid = self.controlnet(
-                    x, t, encoder_hidden_states=embeds, controlnet_cond=control.expand(n, -1, -1, -1),
-                    conditioning_scale=self._control_scale, added_cond_kwargs=added or None, return_dict=False,
+                    x, t, encoder_hidden_states=embeds, controlnet_cond=control.expand(n, -1, -1, -1),  # type: ignore[union-attr]
+                    conditioning_scale=self._cn_scale, added_cond_kwargs=added or None, return_dict=False,
                 )
         unet_added = dict(added)
         if self.has_ip_adapter:
-            ip = self._ip_embeds if self._ip_embeds is not None else self._zero_ip
-            ip = ip.expand(n, -1, -1)
+            ip = self._ip_embeds.expand(n, -1, -1)
             if uncond_first:  # no identity for the unconditional half of full CFG
                 ip = torch.cat([torch.zeros_like(ip[: n // 2]), ip[n // 2:]])
             unet_added["image_embeds"] = [ip]
@@ -528,39 +792,87 @@ class StreamEngine:
                              mid_block_additional_residual=mid, added_cond_kwargs=unet_added or None, return_dict=False)[0]
 
     def _encode(self, image: torch.Tensor) -> torch.Tensor:
+        if self.vae_upcast:
+            image = image.float()
         if self.tiny_vae:
             latents = self.vae.encode(image).latents
         else:
             latents = self.vae.encode(image).latent_dist.mode()
-        return latents * self.vae_scale
+        return (latents * self.vae_scale).to(self.dtype)
 
     def _decode(self, latent: torch.Tensor) -> torch.Tensor:
-        image = self.vae.decode(latent / self.vae_scale).sample
-        return image.float().permute(0, 2, 3, 1).mul_(0.5).add_(0.5).clamp_(0.0, 1.0)
+        latent = latent / self.vae_scale
+        if self.vae_upcast:
+            latent = latent.float()
+        image = self.vae.decode(latent).sample
+        return image.permute(0, 2, 3, 1).float().mul(0.5).add_(0.5).clamp_(0.0, 1.0).contiguous()
 
-    def _timed(self, part: str) -> "_Timer":
+    # ----------------------------------------------------------------- profiling
+    def _timed(self, part: str) -> Any:
+        if not self.profile or self._graph is not None or self.acceleration != "none":
+            return _NULL
         return _Timer(self, part)
+
+    @property
+    def timings(self) -> dict[str, float]:
+        """ms of the last frame per part: encode, controlnet, unet, decode (when ``profile``, eager only).
+
+        On CUDA the parts are timed with CUDA events recorded on the engine's stream (no sync
+        between parts); reading this waits for the last event. Elsewhere, wall-clock ms.
+        """
+        if not self._events:
+            return dict(self._cpu_ms)
+        self._events[-1][2].synchronize()
+        ms = dict.fromkeys(PARTS, 0.0)
+        for part, start, end in self._events:
+            ms[part] += start.elapsed_time(end)
+        return ms
+
+
+PARTS = ("encode", "controlnet", "unet", "decode")
+_NULL = contextlib.nullcontext()
+
+
+def _assign(current: torch.Tensor | None, new: torch.Tensor | None) -> torch.Tensor | None:
+    """Copy ``new`` into ``current`` when shapes match (a graph input keeps its storage), else ``new``."""
+    if new is None:
+        return None
+    if current is None or current.shape != new.shape or current.dtype != new.dtype:
+        return new.clone()  # never alias a caller's tensor (the prompt cache) that we later write into
+    current.copy_(new)
+    return current
+
+
+def _filter_view(frame: torch.Tensor, side: int = 96) -> torch.Tensor:
+    """A strided sample of a host frame (1, h, w, C), at most ``side`` px a side, RGB in [-1, 1]: what the
+    similarity filter compares (cheap on the CPU, so skipped frames are never uploaded)."""
+    h, w = frame.shape[1:3]
+    sy, sx = max(1, h // side), max(1, w // side)
+    return frame[0, ::sy, ::sx, :3].float().mul_(2.0 / 255.0).sub_(1.0)
 
 
 class _Timer:
-    """Adds the elapsed ms of a block to ``engine.timings[part]`` when ``engine.profile`` is on."""
+    """Adds the ms of a block to the engine's timings: CUDA events on its stream, or wall clock off CUDA."""
 
-    __slots__ = ("engine", "part", "t0")
+    __slots__ = ("engine", "part", "t0", "start")
 
     def __init__(self, engine: StreamEngine, part: str) -> None:
-        self.engine, self.part, self.t0 = engine, part, 0.0
+        self.engine, self.part, self.t0, self.start = engine, part, 0.0, None
 
     def __enter__(self) -> None:
-        if self.engine.profile:
-            if self.engine.device.type == "cuda":
-                torch.cuda.synchronize(self.engine.device)
+        if self.engine.cuda:
+            self.start = torch.cuda.Event(enable_timing=True)
+            self.start.record(self.engine.stream)
+        else:
             self.t0 = time.perf_counter()
 
     def __exit__(self, *exc: Any) -> None:
-        if self.engine.profile:
-            if self.engine.device.type == "cuda":
-                torch.cuda.synchronize(self.engine.device)
-            self.engine.timings[self.part] += (time.perf_counter() - self.t0) * 1000.0
+        if self.engine.cuda:
+            end = torch.cuda.Event(enable_timing=True)
+            end.record(self.engine.stream)
+            self.engine._events.append((self.part, self.start, end))
+        else:
+            self.engine._cpu_ms[self.part] += (time.perf_counter() - self.t0) * 1000.0
 
 
 def params_from(values: dict[str, Any]) -> StreamParams:

@@ -107,9 +107,10 @@ class AvatarConfig(BasePipelineConfig):
         description="Weights/activations dtype: auto = float16 on CUDA, float32 elsewhere.",
         json_schema_extra=ui_field_config(order=10, label="Dtype", is_load_param=True),
     )
-    acceleration: Literal["none", "compile", "cuda-graphs"] = Field(
-        default="none",
-        description="CUDA only: torch.compile of UNet/ControlNet, or compile with CUDA graphs (first frames are slow).",
+    acceleration: Literal["auto", "none", "compile", "cuda-graphs"] = Field(
+        default="auto",
+        description="auto = cuda-graphs on CUDA, none elsewhere; cuda-graphs captures the whole frame (TAESD, ControlNet, UNet) "
+                    "as one CUDA graph at load; compile = torch.compile of the frame (slow first load). CUDA only.",
         json_schema_extra=ui_field_config(order=11, label="Acceleration", is_load_param=True),
     )
     channels_last: bool = Field(
@@ -279,15 +280,19 @@ def load_reference_images(spec: str) -> list[np.ndarray]:
 
 
 def control_frame(control: Any, video: Any) -> torch.Tensor | None:
-    """The ControlNet image as (1, H, W, 3) float in [0, 1]: the last frame of ``control``
-    (a stage output, THWC in [0, 1], or a Scope list of (1,H,W,C) in [0, 255]), else of ``video``."""
+    """The ControlNet image as (1, H, W, 3): uint8 in [0, 255] (kept as uint8: the engine converts it on
+    the device) or float in [0, 1]. The last frame of ``control`` (a stage output, THWC, or a Scope list
+    of (1,H,W,C) in [0, 255]), else of ``video``."""
     src = control if control is not None else video
     if src is None:
         return None
     if isinstance(src, (list, tuple)):  # Scope input layout, [0, 255]
-        return src[-1].float() / 255.0 if src else None
-    frame = src[-1:]  # a stage's output, [0, 1]
-    return frame.float() / 255.0 if frame.dtype == torch.uint8 else frame.float()
+        if not src:
+            return None
+        frame = src[-1]
+        return frame if frame.dtype == torch.uint8 else frame.float() / 255.0
+    frame = src[-1:]  # a stage's output: uint8 [0, 255] or float [0, 1]
+    return frame if frame.dtype == torch.uint8 else frame.float()
 
 
 @register
@@ -320,6 +325,7 @@ class AvatarStage(Pipeline):
         self.pipe = comps.pipe
         self.family, self.sources = comps.family, comps.sources
         self.engine = engine_from_components(comps, cfg, self.device, dtype)
+        self.engine.warmup()  # compile/capture every shape now, in the loader, not on the live frame thread
         self._refs_spec: str | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._pending: Future | None = None
@@ -361,11 +367,11 @@ class AvatarStage(Pipeline):
         image = self.engine.prepare(frame, fit)  # copies: the source may reuse its buffer
         cond = self.engine.prepare_control(control, fit)
         if self._shown is None:  # first frame: nothing to show yet, run it now
-            self._shown = self.engine.process(image, cond)
+            self._shown = self.engine.process(image, cond, host=True)
             return self._shown
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="avatar-diffusion")
-        self._pending = self._pool.submit(self.engine.process, image, cond)
+        self._pending = self._pool.submit(self.engine.process, image, cond, True)  # host output: safe on any thread's stream
         return self._shown
 
     def _drain(self) -> None:
@@ -387,9 +393,12 @@ class AvatarStage(Pipeline):
             pool.shutdown(wait=False)
 
 
-def engine_from_components(comps: Any, cfg: AvatarConfig, device: torch.device, dtype: torch.dtype) -> Any:
+def engine_from_components(comps: Any, cfg: AvatarConfig, device: torch.device, dtype: torch.dtype, *,
+                           acceleration: str | None = None, compile_backend: Any = None) -> Any:
     """Build the :class:`~bridge.avatar.stream.StreamEngine` from loaded
-    :class:`~bridge.avatar.models.AvatarComponents` and the stage's load-time config.
+    :class:`~bridge.avatar.models.AvatarComponents` and the stage's load-time config
+    (``acceleration`` / ``compile_backend`` override the config's, e.g. the ``eager``
+    backend to check compiled frames on a CPU).
 
     Raises:
         ConfigError: width/height do not fit the model (e.g. not a multiple of 64).
@@ -420,7 +429,8 @@ def engine_from_components(comps: Any, cfg: AvatarConfig, device: torch.device, 
             unet=pipe.unet, vae=pipe.vae, scheduler=pipe.scheduler, encode_prompt=encode_prompt,
             controlnet=comps.controlnet, encode_images=encode_images, set_ip_adapter_scale=set_scale,
             width=cfg.width, height=cfg.height, steps=cfg.steps, stream_batch=cfg.stream_batch, cfg_type=cfg.cfg_type,
-            device=device, dtype=dtype, acceleration=cfg.acceleration, channels_last=cfg.channels_last, sdxl=sdxl,
+            device=device, dtype=dtype, acceleration=acceleration or cfg.acceleration, channels_last=cfg.channels_last, sdxl=sdxl,
+            compile_backend=compile_backend,
         )
     except ValueError as exc:
         raise ConfigError(f"avatar: {exc}") from None
