@@ -47,6 +47,7 @@ def test_bench_engine_line_reports_fps_against_max_and_sum(capsys):
     assert line["ideal_line_fps"] == round(1000 / 30, 2) and line["ideal_serial_fps"] == round(1000 / 60, 2)
     for name in ("line", "serial"):
         assert line[f"{name}_fps"] > 0
+        assert line[f"{name}_latency_ms"] >= 60.0  # ms: a frame spends at least every stage's sleep
         assert line[f"{name}_vs_ideal"] == pytest.approx(line[f"{name}_fps"] / line[f"ideal_{name}_fps"], abs=0.002)
 
 

@@ -29,7 +29,8 @@ the assembly-line methods runs on one thread, ``Engine(pipelined=False)``).
 
 ``--line`` adds the assembly-line check of issue 12: stand-in stages sleeping
 20/30/10 ms (pose, diffusion, alpha), frames per second of the engine against
-1/max(stage) and against the same chain on one thread (1/sum).
+1/max(stage) and against the same chain on one thread (1/sum), and the latency of each
+with a live source (see :func:`measure_line`).
 """
 
 from __future__ import annotations
@@ -188,9 +189,34 @@ def time_engine(pool: np.ndarray, frames: int, chain_cls: Any = None) -> float:
     return elapsed * 1000.0 / frames
 
 
-def measure_line(frames: int, delays_ms: tuple[float, ...] = (20.0, 30.0, 10.0)) -> dict[str, Any]:
-    """Frames per second of the engine with stand-in stages sleeping ``delays_ms`` each,
-    as an assembly line and on one thread, against 1/max(stage) and 1/sum(stages)."""
+class LiveSyntheticSource(SyntheticSource):
+    """A live (camera-like) synthetic source: a new frame every ``interval_s`` seconds;
+    the engine drops frames it cannot take (latest frame wins)."""
+
+    live = True
+
+    def __init__(self, images: list[np.ndarray] | np.ndarray, frames: int, interval_s: float) -> None:
+        super().__init__(images, frames, 1.0 / interval_s)
+        self.interval_s = interval_s
+        self._next = 0.0
+
+    def read(self) -> Frame | None:
+        now = time.perf_counter()
+        self._next = max(self._next + self.interval_s, now) if self._next else now
+        time.sleep(max(0.0, self._next - now))
+        return super().read()
+
+
+def measure_line(frames: int, delays_ms: tuple[float, ...] = (20.0, 30.0, 10.0), live_interval_ms: float = 5.0) -> dict[str, Any]:
+    """The engine with stand-in stages sleeping ``delays_ms`` each, as an assembly line and
+    on one thread (``Engine(pipelined=False)``).
+
+    Returns ``{name}_fps`` (file source: every frame, the steady rate from the first frame
+    out to the last) against 1/max(stage) and 1/sum(stages) (``{name}_vs_ideal``), and
+    ``{name}_latency_ms``: the median capture-to-sink time of a live source sending a frame
+    every ``live_interval_ms`` ms (faster than the line, so frames are dropped), for
+    ``name`` in ``line`` and ``serial``.
+    """
     from bridge.chain import Chain, StageSlot
     from bridge.engine import Engine
     from bridge.stages.passthrough import PassthroughConfig, PassthroughStage
@@ -208,22 +234,35 @@ def measure_line(frames: int, delays_ms: tuple[float, ...] = (20.0, 30.0, 10.0))
             time.sleep(self.seconds)
             return super().__call__(**kwargs)
 
+    class Timed(NullSink):
+        def __init__(self) -> None:
+            super().__init__()
+            self.times: list[float] = []
+            self.ages: list[float] = []
+
+        def write(self, frame: Frame) -> None:
+            super().write(frame)
+            now = time.perf_counter()
+            self.times.append(now)
+            self.ages.append((now - frame.t_capture) * 1000.0)
+
+    def chain() -> Chain:
+        return Chain([StageSlot(f"s{i}", Sleeper(ms / 1000.0), OneWorker()) for i, ms in enumerate(delays_ms)])
+
     image = synthetic_image(64, 48)
-    result: dict[str, Any] = {"stages_ms": list(delays_ms), "frames": frames,
+    result: dict[str, Any] = {"stages_ms": list(delays_ms), "frames": frames, "live_interval_ms": live_interval_ms,
                               "ideal_line_fps": round(1000.0 / max(delays_ms), 2), "ideal_serial_fps": round(1000.0 / sum(delays_ms), 2)}
     for name, pipelined in (("line", True), ("serial", False)):
-        chain = Chain([StageSlot(f"s{i}", Sleeper(ms / 1000.0), OneWorker()) for i, ms in enumerate(delays_ms)])
-        times: list[float] = []
-
-        class Timed(NullSink):
-            def write(self, frame: Frame) -> None:
-                super().write(frame)
-                times.append(time.perf_counter())
-
-        Engine(SyntheticSource([image], frames), chain, Timed(), pipelined=pipelined).run()
-        fps = (len(times) - 1) / (times[-1] - times[0])
+        sink = Timed()
+        Engine(SyntheticSource([image], frames), chain(), sink, pipelined=pipelined).run()
+        fps = (len(sink.times) - 1) / (sink.times[-1] - sink.times[0])
         result[f"{name}_fps"] = round(fps, 2)
         result[f"{name}_vs_ideal"] = round(fps / result[f"ideal_{name}_fps"], 3)
+        live = Timed()
+        live_frames = max(10, int(frames * max(delays_ms) / live_interval_ms))  # about as long as the file run
+        Engine(LiveSyntheticSource([image], live_frames, live_interval_ms / 1000.0), chain(), live, pipelined=pipelined).run()
+        ages = live.ages[3:] or live.ages
+        result[f"{name}_latency_ms"] = round(statistics.median(ages), 1)
     return result
 
 
@@ -313,8 +352,10 @@ def run(args: argparse.Namespace) -> int:
                   f" {r['baseline_engine_ms']:8.3f} ({r['baseline_engine_ratio']:5.1f}x)   <- {args.baseline_chain}")
     if line is not None:
         print(f"assembly line, stand-in stages sleeping {'/'.join(f'{v:g}' for v in line['stages_ms'])} ms, {line['frames']} frames:")
-        print(f"  line   {line['line_fps']:6.2f} fps = {line['line_vs_ideal']:.3f} x 1/max(stage) ({line['ideal_line_fps']} fps)")
-        print(f"  serial {line['serial_fps']:6.2f} fps = {line['serial_vs_ideal']:.3f} x 1/sum(stages) ({line['ideal_serial_fps']} fps)")
+        print(f"  line   {line['line_fps']:6.2f} fps = {line['line_vs_ideal']:.3f} x 1/max(stage) ({line['ideal_line_fps']} fps), "
+              f"live latency {line['line_latency_ms']:.1f} ms (median, a frame every {line['live_interval_ms']:g} ms)")
+        print(f"  serial {line['serial_fps']:6.2f} fps = {line['serial_vs_ideal']:.3f} x 1/sum(stages) ({line['ideal_serial_fps']} fps), "
+              f"live latency {line['serial_latency_ms']:.1f} ms")
     return 0
 
 
