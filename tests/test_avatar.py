@@ -7,6 +7,7 @@ real ones, so presets name them by their registry names (``sd-turbo``, ``dreamsh
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -338,3 +339,25 @@ def test_stages_without_bypass_still_refuse_to_start_when_they_cannot_load(monke
     monkeypatch.setattr(alpha, "load_selfie_segmenter", missing)
     with pytest.raises(ModelMissingError, match="selfie"):
         Chain.from_spec([("alpha", {})])
+
+
+@pytest.mark.parametrize("variant, keys, message", [
+    ("plus", {"image_proj.latents": (1, 16, 768), "image_proj.proj_in.weight": (768, 32)}, "IP-Adapter Plus"),
+    ("faceid", {"image_proj.proj.0.weight": (1024, 512), "image_proj.proj.2.weight": (3072, 1024), "image_proj.norm.weight": (768,)},
+     "FaceID .*InsightFace"),
+    ("faceid-plus", {"image_proj.perceiver_resampler.proj_in.weight": (768, 32)}, "FaceID Plus"),
+])
+def test_ip_adapter_plus_and_faceid_are_refused_with_one_line(models_root, tmp_path, variant, keys, message):
+    from safetensors.torch import save_file
+
+    from bridge.avatar.models import ip_adapter_variant
+
+    folder = tmp_path / "ip"
+    shutil.copytree(models_root / "h94" / "IP-Adapter" / "models" / "image_encoder", folder / "image_encoder")
+    weight = folder / f"ip-adapter-{variant}_sd15.safetensors"
+    save_file({k: torch.zeros(shape) for k, shape in keys.items()} | {"ip_adapter.1.to_k_ip.weight": torch.zeros(32, 768)}, str(weight))
+    assert ip_adapter_variant(weight) == variant
+    assert ip_adapter_variant(models_root / "h94" / "IP-Adapter" / "models" / "ip-adapter_sd15.safetensors") == "plain"
+    with pytest.raises(ConfigError, match=message) as info:
+        AvatarStage(device="cpu", base_model="dreamshaper-8", ip_adapter=str(weight), steps=1, **TINY)
+    assert "\n" not in str(info.value) and "use ip_adapter: auto" in str(info.value)

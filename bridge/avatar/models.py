@@ -543,9 +543,49 @@ def load_components(
     return AvatarComponents(family, pipe, cn_model, "ip-adapter" in resolved, sources)
 
 
+def ip_adapter_variant(weight: Path) -> str:
+    """Which IP-Adapter a safetensors weight file is, told by its image-projection keys
+    (as diffusers' ``_convert_ip_adapter_image_proj_to_diffusers`` tells them apart).
+
+    Returns ``plain`` (``image_proj.proj.weight``: one linear layer over CLIP's pooled image
+    embedding; the one avatar-bridge runs), ``plus`` (``image_proj.latents``: a Resampler over
+    CLIP's hidden states), ``faceid`` / ``faceid-plus`` (InsightFace embeddings), ``full-face``
+    (``image_proj.proj.3.weight``) or ``unknown``.
+    """
+    from safetensors import safe_open
+
+    with safe_open(str(weight), framework="pt") as f:
+        keys = {k.removeprefix("image_proj.") for k in f.keys() if k.startswith("image_proj.")}
+    if "proj.weight" in keys:
+        return "plain"
+    if any(k.startswith("perceiver_resampler.") for k in keys):
+        return "faceid-plus"
+    if "latents" in keys:
+        return "plus"
+    if "proj.3.weight" in keys:
+        return "full-face"
+    if "proj.0.weight" in keys and "norm.weight" in keys or "faceid" in weight.name.lower():
+        return "faceid"
+    return "unknown"
+
+
+#: why each IP-Adapter variant other than ``plain`` is refused (one line each)
+IP_ADAPTER_REFUSED = {
+    "plus": "an IP-Adapter Plus (its Resampler reads CLIP's hidden states, not the pooled image embedding avatar-bridge computes)",
+    "faceid": "an IP-Adapter FaceID (it needs InsightFace face embeddings, which avatar-bridge does not compute)",
+    "faceid-plus": "an IP-Adapter FaceID Plus (it needs InsightFace face embeddings, which avatar-bridge does not compute)",
+    "full-face": "an IP-Adapter full-face (its projection reads CLIP's hidden states, not the pooled image embedding)",
+    "unknown": "not an IP-Adapter weight avatar-bridge knows (no image_proj.proj.weight)",
+}
+
+
 def _ip_family(resolved: Resolved, base_family: str) -> str | None:
     weight, _ = ip_adapter_files(resolved, base_family)
     if not weight.is_file():
         raise ModelMissingError(f"IP-Adapter weight {weight} is missing; fetch ip-adapter-{base_family}")
+    variant = ip_adapter_variant(weight)
+    if variant != "plain":
+        raise ConfigError(f"avatar: IP-Adapter {weight.name} is {IP_ADAPTER_REFUSED[variant]}; only the plain IP-Adapter is "
+                          f"supported (ip-adapter_sd15, ip-adapter_sdxl_vit-h): use ip_adapter: auto")
     shape = _tensor_shape(weight, lambda k: k == "image_proj.proj.weight")
     return CROSS_ATTENTION_FAMILY.get(shape[0] // 4) if shape else None
