@@ -238,6 +238,32 @@ def test_bypass_and_live_parameters_on_a_running_line():
     assert set(offsets[processed.index(60):]) == {0.2}
 
 
+def test_a_background_reload_swaps_the_stage_between_frames_without_losing_any():
+    from tests.helpers import SlowConfig, SlowStage
+
+    events = []
+    holder: dict[str, Chain] = {}
+
+    def reload_at_10(number):
+        if number == 10:
+            holder["chain"].reload("slow", {"size": 3}, wait=True)
+
+    chain = holder["chain"] = Chain([StageSlot("a", StandIn(hook=reload_at_10), StandInConfig()),
+                                     StageSlot("slow", SlowStage(), SlowConfig(offset=0.2))])
+    old = chain.slots[1].stage
+    sink = ListSink()
+    engine = Engine(ArraySource(numbered_images(40)), chain, sink)
+    engine_event = chain.on_event
+    chain.on_event = lambda e, d: (events.append(e), engine_event(e, d))
+    stats = engine.run()
+    new = chain.slots[1].stage
+    assert new is not old and new.size == 3 and chain.slots[1].config.offset == pytest.approx(0.2)
+    assert stats.frames_out == 40 and [f.index for f in sink.frames] == list(range(40))
+    assert len(old.calls) + len(new.calls) == 40 and len(new.calls) > 0  # each frame through one of them
+    assert all(int(f.image[0, 0, 0]) == f.index + 51 for f in sink.frames)  # runtime value kept across the swap
+    assert events.index("loading") < events.index("loaded")
+
+
 class TimedSink(ListSink):
     def __init__(self):
         super().__init__()
