@@ -13,9 +13,7 @@ import threading
 import time
 from typing import Any, ClassVar
 
-import numpy as np
 import pytest
-import torch
 from pydantic import Field
 
 from bridge.chain import Chain, StageSlot
