@@ -16,7 +16,9 @@ frame must agree:
   re-noises it with Euler's own ``add_noise`` at t1 (the pipeline takes latents as its image)
   and denoises -- multistep consistency sampling with Euler's primitives. After warm-up,
   frame k out of the stream batch equals this reference for frame k and the engine run on
-  frame k alone.
+  frame k alone. One pose image serves all frames here: in the batch the engine steers every
+  frame in flight with the newest frame's pose image, so with a moving pose the later steps of
+  frame k follow the pose of frame k+1 (by design, one ControlNet image per UNet call).
 * SD 1.5 + LCM-LoRA, 2 steps, full VAE (scaling factor 0.18215), OpenPose ControlNet,
   IP-Adapter with two reference images, ``cfg_type="full"`` with a negative prompt:
   ``StableDiffusionControlNetImg2ImgPipeline`` with ``LCMScheduler`` (its ``step()`` re-noises
@@ -43,22 +45,28 @@ moves them by orders of magnitude more.
 How the reference is fed: the engine's noise is replaced after ``update()`` by
 :func:`fix_noise` (the engine has no public hook for it; it sets ``engine._noise``), and
 diffusers' ``randn_tensor`` is replaced in the pipeline and scheduler modules by
-:func:`fed_noise`, which hands out the same tensors in order. Timesteps are the LCM 50-step
+:func:`fed_noise`, which hands out the same tensors in order. The engine encodes with the full VAE's posterior
+mode, diffusers' img2img samples the posterior: its draw is fed zeros, which makes the sample
+the mode (TAESD is deterministic). Timesteps are the LCM 50-step
 grid at the engine's ``t_indices``; the reference scheduler is pinned to them by
 :func:`pin_timesteps`.
 
-Mutations of bridge/avatar/stream.py that these tests catch (each run by hand in a private
-copy, see /tmp/<helper>/mutations.py in the issue 12 report):
+Mutations of bridge/avatar/stream.py that these tests catch (each applied to a private copy of the
+tree and run against this module; the script is in the issue 12 report). Tests: T1 sd_turbo_one_step,
+T2 sd_turbo_two_steps, T3 sd_turbo_stream_batch, L1 lcm_two_steps_full_cfg, L2 lcm_residual_cfg_self,
+V v_prediction, X sdxl_turbo.
 
-1. the sign of eps in the x0 step (``x - b * eps`` -> ``x + b * eps``);
-2. the latent scaling factor: encode without it (full VAE), and a wrong TAESD latent scale
-   (0.18215 for ``AutoencoderTiny``, whose factor is 1.0);
-3. ``c_skip`` swapped with ``c_out``;
-4. the residual-CFG residual (``(x - a * x0_ref) / b`` -> ``(x - x0_ref) / b``);
-5. the v-prediction conversion (``b * x + a * v`` -> ``a * x + b * v``);
-6. the stream-batch roll order (the in-flight latents and the in-flight reference latents);
-7. the control image range ([0, 1] -> [-1, 1]);
-8. the zero unconditional IP-Adapter embedding (the reference images' embedding on both halves).
+1. the sign of eps in the x0 step (``x - b * eps`` -> ``x + b * eps``): all seven;
+2. the latent scaling factor: 1.0 instead of the full VAE's 0.18215: L1, V; a wrong TAESD
+   latent scale (0.18215 for ``AutoencoderTiny``, whose factor is 1.0): T1, T2, T3, L2, X;
+3. ``c_skip`` swapped with ``c_out``: all seven;
+4. the residual-CFG residual (``(x - a * x0_ref) / b`` -> ``(x - x0_ref) / b``): L2;
+5. the v-prediction conversion (``b * x + a * v`` -> ``a * x + b * v``): V;
+6. the stream-batch roll order: in-flight latents taken from ``denoised[1:]`` instead of
+   ``denoised[:-1]``: T2, T3, L2; in-flight reference latents from ``refs[1:]``: L2;
+7. the control image range: [-1, 1] instead of [0, 1]: T2, T3, L1; a uint8 pose image not
+   divided by 255: T2;
+8. the zero unconditional IP-Adapter embedding (the reference images' embedding on both halves): L1.
 """
 
 from __future__ import annotations
