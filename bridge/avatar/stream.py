@@ -649,8 +649,10 @@ class StreamEngine:
                 self._primed = True
             else:
                 calls = 1
-            for _ in range(calls):
-                out = self._run(image, control)
+            frame_timer = _Timer(self, "frame") if self.profile else _NULL
+            with frame_timer:  # the whole frame on the device, graph or not
+                for _ in range(calls):
+                    out = self._run(image, control)
             if host and self.cuda:
                 out = self._download(out)
             elif self._graph is not None:
@@ -815,7 +817,8 @@ class StreamEngine:
 
     @property
     def timings(self) -> dict[str, float]:
-        """ms of the last frame per part: encode, controlnet, unet, decode (when ``profile``, eager only).
+        """ms of the last frame per part (when ``profile``): encode, controlnet, unet, decode (eager only)
+        and frame (all of it, eager or graph).
 
         On CUDA the parts are timed with CUDA events recorded on the engine's stream (no sync
         between parts); reading this waits for the last event. Elsewhere, wall-clock ms.
@@ -829,7 +832,7 @@ class StreamEngine:
         return ms
 
 
-PARTS = ("encode", "controlnet", "unet", "decode")
+PARTS = ("encode", "controlnet", "unet", "decode", "frame")
 _NULL = contextlib.nullcontext()
 
 

