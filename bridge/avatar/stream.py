@@ -294,6 +294,8 @@ class StreamEngine:
         self._graph: Any = None
         self._graph_out: torch.Tensor | None = None
         self._warm = False
+        if self.stream is not None:  # the weights were put on the device on the default stream
+            self.stream.wait_stream(torch.cuda.current_stream(self.device))
         with self._on_stream():
             self._allocate()
             if self.cuda and channels_last:
@@ -545,7 +547,8 @@ class StreamEngine:
         assert self.stream is not None
         self.stream.synchronize()
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, stream=self.stream):
+        # thread_local: the stage still streaming with the previous engine on another thread is not a capture error
+        with torch.cuda.graph(graph, stream=self.stream, capture_error_mode="thread_local"):
             out = self._frame(self._image_in, self._control_in)
         self._graph, self._graph_out = graph, out
 
