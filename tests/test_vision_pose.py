@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import pytest
 
-from bridge.vision.blazepose import Person, PoseTracker, paste_masks, same_person
+from bridge.vision.blazepose import Person, PoseTracker, paste_masks, same_person, search_tiles
 from bridge.vision.one_euro import LowPass, OneEuroFilter, smoothing_factor
 from bridge.vision.pose_detector import ANCHOR_OPTIONS, PoseDetector, alignment_roi
 from bridge.vision.pose_landmarks import roi_to_affine
@@ -166,6 +166,35 @@ def test_two_people_side_by_side_are_both_found_and_tracked(carphone_frames):
     assert len(people) == 2 and tracker.detector_runs == runs + 1  # both tracked: no detector
     mask = paste_masks(people, *pair.shape[:2])
     assert mask[:, :176].max() > 0.9 and mask[:, 176:].max() > 0.9
+
+
+def test_search_tiles_cover_the_frame_inside_its_bounds():
+    assert search_tiles(480, 640, levels=1) == []
+    assert search_tiles(480, 640, levels=2) == [(0, 0, 480), (160, 0, 480)]
+    assert search_tiles(512, 512, levels=2) == []  # a square frame is its own tile
+    level3 = search_tiles(480, 640, levels=3)[2:]
+    assert len(level3) == 15 and {side for _, _, side in level3} == {240}
+    for x, y, side in search_tiles(1080, 810, levels=3):
+        assert 0 <= x and x + side <= 810 and 0 <= y and y + side <= 1080
+    covered = np.zeros((480, 640), bool)
+    for x, y, side in level3:
+        covered[y:y + side, x:x + side] = True
+    assert covered.all()
+
+
+def test_tiles_find_a_person_the_whole_frame_misses(carphone_frames, camera_rgb):
+    """carphone next to camera.png: on the whole frame the detector reports only the close-up."""
+    small_camera = cv2.resize(camera_rgb, (144, 144), interpolation=cv2.INTER_AREA)
+    frame = np.ascontiguousarray(np.concatenate([carphone_frames[0], small_camera], axis=1))  # 144 x 320
+    tracker = PoseTracker()
+    assert len(tracker.detect(frame, levels=1)) == 1
+    assert len(tracker.detect(frame, levels=2)) == 2
+    for levels, expected in ((1, 1), (2, 2), (3, 2)):  # level 3's extra detections: the same two people
+        tracker = PoseTracker(search_levels=levels)
+        counts = [len(tracker.process(frame, max_people=4)) for _ in range(12)]
+        assert counts == [expected] * 12, (levels, counts)
+    people = tracker.process(frame, max_people=4)
+    assert sorted(p.landmarks[0, 0] >= 176 for p in people) == [False, True]  # one on each picture
 
 
 def test_max_people_is_clamped(carphone_frames):
