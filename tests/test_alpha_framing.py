@@ -174,3 +174,25 @@ def test_pose_people_of_a_close_up_leave_the_selfie_matte_alone(carphone_frames)
     assert iou_pose >= iou_alone - 0.001, f"with the pose stage's people {iou_pose:.4f}, alone {iou_alone:.4f}"
     change = float(np.mean([np.abs(a - b).mean() for a, b in zip(with_pose, alone)]))
     assert change <= 0.002, f"the pose stage's people changed a close-up's matte by {change:.4f} on average"
+
+
+def test_the_costly_models_run_only_where_they_help(carphone_frames):
+    # close-up: no zoom window, the pose tracker only looks every 10 frames (its mask of a
+    # close-up is not used), one person check, then the person is followed
+    stage = PersonAlphaStage()
+    for frame in carphone_frames[:30]:
+        stage(video=[torch.from_numpy(frame)[None]])
+    assert stage.pose_runs <= 3 and stage.windows == []
+    assert stage._checker.checks == 1, "a followed person is not checked again every frame"
+    # full-length people: zoom windows and the own pose tracker every frame
+    street, _ = _bus_street()
+    stage.reset()
+    before = stage.pose_runs
+    for _ in range(5):
+        stage(video=[torch.from_numpy(street)[None]])
+    assert stage.pose_runs - before == 5
+    # switched off: neither
+    off = PersonAlphaStage()
+    for _ in range(3):
+        off(video=[torch.from_numpy(street)[None]], zoom=False, pose_people=0)
+    assert off.pose_runs == 0 and off.windows == []

@@ -143,7 +143,7 @@ class PersonAlphaConfig(BasePipelineConfig):
     )
     pose_people: int = Field(
         default=1, ge=0, le=8,
-        description="When no pose stage ran on this frame: follow up to this many people with the pose model here, only while someone does not fill the frame (0 = off; each costs a landmark model run per frame, about 11 ms).",
+        description="When no pose stage ran on this frame: follow up to this many people with the pose model here while they are seen full-length (0 = off; each costs a landmark model run per frame, about 11 ms; close-ups are looked for only every 10 frames).",
         json_schema_extra=ui_field_config(order=17, label="Own pose people"),
     )
 
@@ -229,7 +229,10 @@ class PersonAlphaStage(Pipeline):
         3. pose masks: ``people`` (:class:`bridge.vision.blazepose.Person`, coordinates
            times ``people_scale`` = working pixels), or the stage's own tracker when
            ``pose_people`` > 0 and no people were given, pasted and fused by per-pixel max
-           with a weight by framing (:data:`POSE_FULL_LENGTH`, :data:`POSE_CLOSE_UP`).
+           with a weight by framing (:data:`POSE_FULL_LENGTH`, :data:`POSE_CLOSE_UP`);
+        4. person check (``person_check``): only regions confirmed as people
+           (:class:`PersonCheck`) and the pose people's boxes keep their probability, the
+           rest of the frame goes to 0.
 
         Returns:
             (h, w) float32 in [0, 1], a new array.
@@ -239,10 +242,9 @@ class PersonAlphaStage(Pipeline):
         zoom = bool(get("zoom"))
         scale, limit = float(get("zoom_scale")), float(get("zoom_max"))
         regions: list[tuple[float, float, float, float]] = list(person_regions(prob, float(get("min_person"))))
-        windows = zoom_windows(regions, h, w, scale, limit) if zoom else []
+        windows = zoom_windows(regions, h, w, scale, limit)
         if people is None and get("pose_masks") and int(get("pose_people")) > 0:
-            # only worth it when someone does not fill the frame (a zoom window exists)
-            people = self._own_people(small, int(get("pose_people")), needed=bool(windows) or not zoom)
+            people = self._own_people(small, int(get("pose_people")))
             people_scale = 1.0
         people = people or []
         boxes = []  # the pose people's landmark bounds (+ margin), working pixels
@@ -255,7 +257,7 @@ class PersonAlphaStage(Pipeline):
         check = bool(get("person_check"))
         if check:
             regions = self._checker.confirmed(small, regions, [b for _, b in boxes])
-            windows = zoom_windows(regions, h, w, scale, limit) if zoom else []
+            windows = zoom_windows(regions, h, w, scale, limit)
         if zoom:
             extra = [b for person, b in boxes if _framing_weight(person, people_scale, min(h, w)) > 0.0]
             windows = windows + zoom_windows(extra, h, w, scale, limit)
@@ -303,30 +305,28 @@ class PersonAlphaStage(Pipeline):
             self._tracker = PoseTracker(num_threads=self._threads, segmentation=True)
         return self._tracker
 
-    def _own_people(self, small: np.ndarray, max_people: int, needed: bool) -> list[Any]:
+    def _own_people(self, small: np.ndarray, max_people: int) -> list[Any]:
         """People from the stage's own :class:`~bridge.vision.blazepose.PoseTracker` on ``small``.
 
-        The pose model costs about 11 ms a person, so it runs only while it can help:
-        when nobody fills the frame (``needed``). While nobody is tracked, the detector looks
-        at most once every :data:`POSE_SEARCH_INTERVAL` frames; people it follows that are
-        all close-ups (pose-mask weight 0) are dropped.
+        The pose models are costly (landmarks about 11 ms a person, the detector about 9 ms),
+        so they run only while they help: a tracked person whose pose mask counts (not a
+        close-up, :func:`_framing_weight` > 0) is followed every frame; while nobody is
+        tracked, or only close-ups are (they are dropped), the detector looks again at most
+        once every :data:`POSE_SEARCH_INTERVAL` frames.
         """
-        if not needed:
-            if self._tracker is not None and self._tracker.tracked:
-                self._tracker.reset()
-            self._pose_wait = 0
-            return []
-        self._pose_models()
-        if not self._tracker.tracked:
+        tracker = self._pose_models()
+        if not tracker.tracked:
             if self._pose_wait > 0:
                 self._pose_wait -= 1
                 return []
             self._pose_wait = POSE_SEARCH_INTERVAL - 1
         self.pose_runs += 1
-        people = self._tracker.process(np.ascontiguousarray(small), max_people=max_people)
+        people = tracker.process(np.ascontiguousarray(small), max_people=max_people)
         short = min(small.shape[:2])
         if people and all(_framing_weight(p, 1.0, short) <= 0.0 for p in people):
-            self._tracker.reset()
+            tracker.reset()
+            self._pose_wait = POSE_SEARCH_INTERVAL - 1
+            return []
         return people
 
     def matte(self, rgb: np.ndarray, out: np.ndarray | None = None, people: list[Any] | None = None,
