@@ -30,6 +30,7 @@ encoded when they change, never per frame, so the text encoder is not part of a 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import queue
 import sys
@@ -365,6 +366,7 @@ def run(args: argparse.Namespace) -> int:
                         if not args.json:
                             print(_row(row), flush=True)
                     del engine
+                    gc.collect()  # free the engine's CUDA graph pool before the next capture
     if args.json:
         print(json.dumps(results, indent=1))
     return 0

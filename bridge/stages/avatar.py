@@ -6,8 +6,12 @@ images of the avatar steer the IP-Adapter. The engine is :mod:`bridge.avatar.str
 (StreamDiffusion's stream batch, residual CFG and similarity filter, arXiv 2312.12491);
 models, families and their checks are :mod:`bridge.avatar.models`.
 
-Output: ``{"video": (1, H, W, 3) float32 in [0, 1]}`` at the stage's ``width`` x
+Output: ``{"video": (1, H, W, 3) float32 in [0, 1]}`` on the CPU at the stage's ``width`` x
 ``height``; the alpha stage after it mattes this generated frame (``alpha_source: output``).
+On CUDA the engine works on its own CUDA stream (uint8 frames up through pinned buffers,
+asynchronous copies, conversion on the GPU) and waits once per frame, for its download;
+with ``acceleration: auto`` (the default) the whole frame is one CUDA graph, captured at
+load (:meth:`~bridge.avatar.stream.StreamEngine.warmup`), so no live change recompiles.
 
 Overlap (``overlap: true``): diffusion of frame N runs on a worker thread while the chain
 thread returns the previous result and goes on with alpha of N-1 and pose of N+1; this
@@ -302,7 +306,7 @@ class AvatarStage(Pipeline):
     Inputs (kwargs): ``source_video`` (camera, list of (1,H,W,3) [0,255]; falls back to
     ``video``) as the img2img init image; ``control_video`` (pose skeleton, THWC [0,1] or
     a list in [0,255]; falls back to ``video``) for the ControlNet; runtime parameters.
-    Output: ``{"video": (1, height, width, 3) float32 in [0, 1]}``.
+    Output: ``{"video": (1, height, width, 3) float32 in [0, 1]}`` on the CPU.
 
     Raises:
         ModelMissingError: at construction, a model is not downloaded (names the fix).
