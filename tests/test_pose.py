@@ -215,6 +215,15 @@ def test_every_person_is_drawn_and_returned(carphone_frames):
     assert two["keypoints"].shape == (1, 18, 3)
 
 
+def test_search_levels_param_reaches_the_tracker(carphone_frames, camera_png):
+    grey = cv2.resize(cv2.imread(str(camera_png), cv2.IMREAD_GRAYSCALE), (144, 144), interpolation=cv2.INTER_AREA)
+    frame = np.ascontiguousarray(np.concatenate([carphone_frames[0], np.repeat(grey[..., None], 3, axis=2)], axis=1))
+    stage = get_stage("pose")()
+    assert len(run(stage, frame, max_people=2, search_levels=1)["people"][0]) == 1  # the whole frame alone
+    stage.reset()
+    assert len(run(stage, frame, max_people=2)["people"][0]) == 2  # default 2: tiles find the second person
+
+
 def test_people_output_passes_through_the_chain_to_later_stages(carphone_frames):
     class SinkConfig(BasePipelineConfig):
         pipeline_id = "people_sink"

@@ -154,6 +154,11 @@ class PoseConfig(BasePipelineConfig):
         description="How many people the blazepose backend follows and draws (each costs one landmark model run per frame).",
         json_schema_extra=ui_field_config(order=4, label="Max people"),
     )
+    search_levels: int = Field(
+        default=2, ge=1, le=3,
+        description="How widely blazepose looks for people not yet tracked (every 10 frames): 1 whole frame, 2 + large tiles, 3 + small tiles for small or distant people (slower).",
+        json_schema_extra=ui_field_config(order=6, label="Search levels"),
+    )
 
 
 # ---------------------------------------------------------------------------------- drawing
@@ -223,7 +228,7 @@ def draw_skeleton(
 class PoseBackend(Protocol):
     """A pose detector: people's 18 OpenPose keypoints per RGB frame."""
 
-    def detect(self, rgb: np.ndarray, max_people: int = 1) -> tuple[list[np.ndarray], list[Person]]:
+    def detect(self, rgb: np.ndarray, max_people: int = 1, search_levels: int = 2) -> tuple[list[np.ndarray], list[Person]]:
         """For (H, W, 3) uint8 RGB: per person (18, 3) float32 keypoints (x, y px, confidence;
         zeros = none), first person first, and the :class:`Person` records (may be empty)."""
         ...
@@ -276,8 +281,9 @@ class BlazePoseBackend:
 
         self.tracker = PoseTracker(num_threads=num_threads, segmentation=segmentation)
 
-    def detect(self, rgb: np.ndarray, max_people: int = 1) -> tuple[list[np.ndarray], list[Person]]:
+    def detect(self, rgb: np.ndarray, max_people: int = 1, search_levels: int = 2) -> tuple[list[np.ndarray], list[Person]]:
         height, width = rgb.shape[:2]
+        self.tracker.search_levels = min(max(int(search_levels), 1), 3)
         people = self.tracker.process(rgb, max_people=max_people)
         return [landmarks_to_openpose(p.landmarks, width, height) for p in people], people
 
@@ -325,7 +331,7 @@ class OpenposeBackend:
                 "set model= to a folder holding body_pose_model.pth, hand_pose_model.pth and facenet.pth"
             ) from None
 
-    def detect(self, rgb: np.ndarray, max_people: int = 1) -> tuple[list[np.ndarray], list[Person]]:
+    def detect(self, rgb: np.ndarray, max_people: int = 1, search_levels: int = 2) -> tuple[list[np.ndarray], list[Person]]:
         out = np.zeros((NUM_KEYPOINTS, 3), np.float32)
         poses = self._detector.detect_poses(rgb)  # keypoints normalised to [0, 1], None = missing
         if not poses:
@@ -376,7 +382,7 @@ class DWposeBackend:
                 f"{self.DET_CHECKPOINT} and {self.POSE_CHECKPOINT} (and install mmpose/mmdet)"
             ) from None
 
-    def detect(self, rgb: np.ndarray, max_people: int = 1) -> tuple[list[np.ndarray], list[Person]]:
+    def detect(self, rgb: np.ndarray, max_people: int = 1, search_levels: int = 2) -> tuple[list[np.ndarray], list[Person]]:
         out = np.zeros((NUM_KEYPOINTS, 3), np.float32)
         bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
         keypoints, scores = self._detector.pose_estimation(bgr)  # (N, 134, 2) pixels, (N, 134)
@@ -421,7 +427,7 @@ class PoseStage(Pipeline):
     skeleton is drawn; ``people``: see :class:`bridge.vision.blazepose.Person`).
 
     Load parameters: ``backend``, ``model``, ``threads``; runtime: ``min_confidence``,
-    ``line_scale``, ``max_people`` (keyword arguments of each call).
+    ``line_scale``, ``max_people``, ``search_levels`` (keyword arguments of each call).
 
     Raises:
         ModelMissingError: at construction, when the backend's package or model is missing.
@@ -456,6 +462,7 @@ class PoseStage(Pipeline):
         min_confidence = float(kwargs.get("min_confidence", defaults["min_confidence"].default))
         line_scale = float(kwargs.get("line_scale", defaults["line_scale"].default))
         max_people = min(max(int(kwargs.get("max_people", defaults["max_people"].default)), 1), MAX_PEOPLE)
+        search_levels = int(kwargs.get("search_levels", defaults["search_levels"].default))
         first = video[0]
         if first.ndim != 4 or first.shape[0] != 1:
             raise ValueError(f"each video frame must be (1,H,W,C); got {tuple(first.shape)}")
@@ -469,7 +476,7 @@ class PoseStage(Pipeline):
         for t, frame in enumerate(video):
             if tuple(frame.shape[:3]) != (1, height, width):
                 raise ValueError(f"all frames of one call must be (1,{height},{width},C); got {tuple(frame.shape)}")
-            poses, people = self._backend.detect(to_uint8_rgb(frame[0]), max_people)
+            poses, people = self._backend.detect(to_uint8_rgb(frame[0]), max_people, search_levels)
             people_per_frame.append(people)
             canvas.fill(0)
             for n, raw in enumerate(poses[:max_people]):
