@@ -361,3 +361,40 @@ def test_ip_adapter_plus_and_faceid_are_refused_with_one_line(models_root, tmp_p
     with pytest.raises(ConfigError, match=message) as info:
         AvatarStage(device="cpu", base_model="dreamshaper-8", ip_adapter=str(weight), steps=1, **TINY)
     assert "\n" not in str(info.value) and "use ip_adapter: auto" in str(info.value)
+
+
+# ----------------------------------------------------------------------------- bench and GPU check
+def test_bench_avatar_rows_report_end_to_end_pipelined_and_diffusion_fps(capsys):
+    rc = cli.main(["bench", "avatar", "--random-weights", "--model-size", "tiny", "--device", "cpu", "--width", "64", "--height", "64",
+                   "--frames", "1", "--warmup", "0", "--steps", "1,2", "--controlnet", "on,off", "--acceleration", "none", "--json"])
+    rows = json.loads(capsys.readouterr().out)
+    assert rc == 0 and [(r["steps"], r["controlnet"]) for r in rows] == [(1, True), (1, False), (2, True), (2, False)]
+    for row in rows:
+        assert row["fps"] == row["fps_end_to_end"] and row["fps_pipelined"] > 0 and row["fps_diffusion"] > 0
+        assert row["latency_frames"] == row["steps"] - 1 and row["acceleration"] == "none" and row["output_finite"]
+        parts = row["parts_ms"]
+        assert parts["frame"] > 0 and parts["unet"] > 0 and (parts["controlnet"] > 0) == row["controlnet"]
+
+
+def test_gpu_check_runs_the_issue_matrix_at_512(tmp_path):
+    """scripts/gpu-check.sh --dry-run: the bench command it would run (512x512, 1 and 2 steps, ControlNet
+    on/off, acceleration none/auto) under a timeout that keeps it within 8 minutes."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    script = root / "scripts" / "gpu-check.sh"
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    assert subprocess.run(["bash", "-n", str(root / "scripts" / "gpu-wheels.sh")]).returncode == 0
+    out = subprocess.run(["bash", str(script), "--dry-run"], capture_output=True, text=True, cwd=tmp_path,
+                         env={"PATH": "/usr/bin:/bin", "PYTHON": sys.executable, "WHEELS": str(tmp_path / "none")})
+    assert out.returncode == 0, out.stderr
+    bench = [line for line in out.stderr.splitlines() if "bench avatar" in line]
+    assert len(bench) == 1
+    words = bench[0].split()
+    assert words[1:3] == ["timeout", "420"] and words[words.index("--width") + 1] == "512" and words[words.index("--height") + 1] == "512"
+    for flag, value in (("--steps", "1,2"), ("--controlnet", "on,off"), ("--acceleration", "none,auto")):
+        assert words[words.index(flag) + 1] == value
+    assert "--random-weights" in words and "--json" in words
+    bad = subprocess.run(["bash", str(script), "--bogus"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "unknown option" in bad.stderr
