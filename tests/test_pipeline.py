@@ -82,7 +82,7 @@ def run(chain: Chain, frames: int, **engine_args) -> ListSink:
 def test_three_stages_work_on_three_frames_at_once():
     # pose of frame 2, avatar of frame 1 and alpha of frame 0 must be in their calls together:
     # the barrier opens only then (a serial chain would break it after the timeout)
-    barrier = threading.Barrier(3, timeout=10)
+    barrier = threading.Barrier(3, timeout=60)
     met = []
 
     def at(frame):

@@ -535,7 +535,7 @@ def _daemon_replies() -> list[str]:
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 0))
-    sock.settimeout(2.0)
+    sock.settimeout(30.0)
     stats = types.SimpleNamespace(state="live", fps=30.0, latency_ms=40.0, dropped=0, last_error="boom")
     sender = StatusSender("127.0.0.1", sock.getsockname()[1], lambda: stats, lambda: {"malformed": 0, "ignored": 0})
     try:
@@ -778,7 +778,7 @@ def test_daemon_command_is_accepted_by_the_daemon_parser(built):
     assert (args.source, args.sink, args.osc_reply) == ("ndi:TDOut", "ndi:AvatarBridge", "127.0.0.1:9101")
 
 
-def _tick_until(td, comp, ext, predicate, timeout=10.0):
+def _tick_until(td, comp, ext, predicate, timeout=60.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         ext.clock.t += 0.1
