@@ -185,7 +185,7 @@ def test_person_alpha_load_parameters_at_construction(alpha_cls, carphone_frames
     # one load_params dict for the whole chain: other pipelines' keys and Scope's own are ignored
     general = alpha_cls(alpha_model="general", height=512, width=512, avatar_anything=1, alpha_threshold=0.1)
     landscape = alpha_cls(device="cpu")
-    assert general.load_params == {"model": "general"} and landscape.load_params == {"model": "landscape"}
+    assert general.load_params == {"model": "general", "threads": 1} and landscape.load_params == {"model": "landscape", "threads": 1}
     assert general.device.type in ("cpu", "cuda") and landscape.device == torch.device("cpu")
     rgb = carphone_frames[3]
     a = general(video=as_scope_video(rgb), alpha_temporal=0.0)["video"][0, ..., 3]
@@ -287,7 +287,7 @@ def test_pose_load_parameters_at_construction(pose_cls):
     except Exception:
         with pytest.raises(ModelMissingError, match="controlnet-aux"):
             pose_cls(pose_backend="openpose")  # reached the stage's load-time backend choice
-    assert pose_cls(pose_backend="mediapipe", alpha_model="general").load_params == {"backend": "mediapipe", "model": ""}
+    assert pose_cls(pose_backend="mediapipe", alpha_model="general").load_params == {"backend": "mediapipe", "model": "", "threads": 1}
 
 
 # ---------------------------------------------------------------------------- avatar

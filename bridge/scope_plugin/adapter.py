@@ -304,8 +304,9 @@ class _StageAdapter:
         """Run the stage on ``kwargs["video"]`` (list of (1,H,W,C) tensors in [0,255]).
 
         Returns ``{"video": (T,H,W,C) float32 in [0,1]}`` (C=4 RGBA, or C=3 in key mode,
-        for a matte stage) plus any other outputs of the stage (Scope forwards those to
-        the next pipeline as parameters). ``init_cache=True`` (Scope's first call and
+        for a matte stage) plus any other tensor outputs of the stage (Scope forwards those
+        to the next pipeline as parameters; Python objects such as the pose stage's
+        ``people`` stay inside the daemon). ``init_cache=True`` (Scope's first call and
         its cache reset) resets the stage's temporal state.
 
         Raises:
@@ -319,7 +320,7 @@ class _StageAdapter:
         params = self.stage_params(kwargs)
         # Scope's float contract: never the daemon's uint8 outputs (bridge.stages.base)
         out = self.stage(**{**kwargs, **params, "keep_uint8": False})
-        result = {key: value for key, value in out.items() if key != "alpha"}
+        result = {key: value for key, value in out.items() if key != "alpha" and isinstance(value, torch.Tensor)}
         if self._spec.matte_output:
             result["video"] = self._matte_output(out["video"], out.get("alpha"), params, kwargs)
         elif self._spec.control_output and kwargs.get(self._output_name, "passthrough") == "passthrough":
