@@ -73,12 +73,13 @@ def check_alpha_model() -> Check:
     from bridge.errors import ModelMissingError
     from bridge.stages.alpha import load_selfie_segmenter
 
+    from bridge.vision.runtime import RUNTIME_FIX
+
     try:
-        seg = load_selfie_segmenter("landscape")
-        seg.close()
+        load_selfie_segmenter("landscape")
     except ModelMissingError as exc:
-        return Check("stage person-alpha", False, str(exc).split(";")[0], "pip install 'mediapipe==0.10.21'")
-    return Check("stage person-alpha", True, f"MediaPipe {_version('mediapipe')} selfie segmentation (bundled model)")
+        return Check("stage person-alpha", False, str(exc).split(";")[0], RUNTIME_FIX)
+    return Check("stage person-alpha", True, "selfie segmentation on LiteRT (bundled model), person check and pose masks on BlazePose")
 
 
 def check_video_io() -> Check:

@@ -1,11 +1,11 @@
 """Stages: one file per stage, each registered by id (see :mod:`bridge.stages.registry`).
 
-Importing a stage module must stay cheap: heavy libraries (mediapipe, diffusers) are
+Importing a stage module must stay cheap: heavy libraries (LiteRT, diffusers) are
 imported when a stage is constructed, not when it is registered.
 """
 
 from bridge.stages import alpha, passthrough  # noqa: F401  (registration side effect)
-from bridge.stages import pose  # noqa: F401  (registration side effect; mediapipe loads lazily)
+from bridge.stages import pose  # noqa: F401  (registration side effect; LiteRT loads lazily)
 from bridge.stages import avatar  # noqa: F401  (registration side effect; diffusers loads lazily)
 from bridge.stages.base import (
     BasePipelineConfig,

@@ -360,7 +360,7 @@ def _to_rgb(buf: np.ndarray, width: int, height: int, stride: int, fourcc: Any, 
     Raises:
         SourceLost: a pixel format this receiver did not ask for (the engine reconnects).
     """
-    import cv2  # OpenCV (from mediapipe's opencv-contrib-python); imported here to keep CLI start-up fast
+    import cv2  # OpenCV (opencv-python-headless); imported here to keep CLI start-up fast
 
     four = {FourCC.RGBA: cv2.COLOR_RGBA2RGB, FourCC.RGBX: cv2.COLOR_RGBA2RGB,
             FourCC.BGRA: cv2.COLOR_BGRA2RGB, FourCC.BGRX: cv2.COLOR_BGRA2RGB}
