@@ -10,6 +10,12 @@ here is what makes one capture valid for every slider value there.
 
 Also here: the SDXL-style fp16 VAE upcast (``force_upcast``) and the IP-Adapter scale applied
 as weights (the same result as diffusers' processor scale).
+
+Each of these mutations of ``bridge/avatar/stream.py`` makes a test here fail (run in a copy):
+the guidance scale read as a Python float in the step; the ControlNet skipped at scale 0 when
+compiled; the stream batch's first frame run at batch 1; the IP-Adapter scale set on diffusers'
+processors (a Python float) instead of the ``to_v_ip`` weights; no fp16 VAE upcast; the
+IP-Adapter scale applied to ``to_k_ip`` instead of ``to_v_ip``.
 """
 
 from __future__ import annotations
