@@ -184,12 +184,18 @@ def test_the_costly_models_run_only_where_they_help(carphone_frames):
         stage(video=[torch.from_numpy(frame)[None]])
     assert stage.pose_runs <= 3 and stage.windows == []
     assert stage._checker.checks == 1, "a followed person is not checked again every frame"
-    # full-length people: zoom windows and the own pose tracker every frame
+    # full-length people: zoom windows and the own pose tracker on every pose_interval-th
+    # frame (default 3: frames 1 and 4 of 6), every frame with pose_interval 1
     street, _ = _bus_street()
     stage.reset()
     before = stage.pose_runs
-    for _ in range(5):
+    for _ in range(6):
         stage(video=[torch.from_numpy(street)[None]])
+    assert stage.pose_runs - before == 2
+    stage.reset()
+    before = stage.pose_runs
+    for _ in range(5):
+        stage(video=[torch.from_numpy(street)[None]], pose_interval=1)
     assert stage.pose_runs - before == 5
     # switched off: neither
     off = PersonAlphaStage()

@@ -143,8 +143,13 @@ class PersonAlphaConfig(BasePipelineConfig):
     )
     pose_people: int = Field(
         default=1, ge=0, le=8,
-        description="When no pose stage ran on this frame: follow up to this many people with the pose model here while they are seen full-length (0 = off; each costs a landmark model run per frame, about 11 ms; close-ups are looked for only every 10 frames).",
+        description="When no pose stage ran on this frame: follow up to this many people with the pose model here while they are seen full-length (0 = off; each costs a landmark model run, about 11 ms, every pose_interval frames; close-ups are looked for only every 10 frames).",
         json_schema_extra=ui_field_config(order=17, label="Own pose people"),
+    )
+    pose_interval: int = Field(
+        default=3, ge=1, le=10,
+        description="The own pose tracker (pose_people) runs on every this many frames; in between its last masks are kept where they were and the selfie matte and zoom windows follow the motion (1 = every frame).",
+        json_schema_extra=ui_field_config(order=19, label="Own pose interval"),
     )
 
 
@@ -191,6 +196,8 @@ class PersonAlphaStage(Pipeline):
         self.windows: list[Window] = []  # the last frame's zoom windows (working-resolution pixels)
         self.pose_runs = 0  # frames on which this stage ran its own pose tracker
         self._pose_wait = 0
+        self._pose_frame = 0  # frames seen by the own pose tracker's clock (its timestamps, 30 fps)
+        self._pose_last: list[Any] = []  # its last people, kept between its runs
         self._checker = PersonCheck(self._pose_models, self._threads)
         # one argument when it is the default: the loader keeps its old one-argument call
         self._segmenter = load_selfie_segmenter(model) if threads == 1 else load_selfie_segmenter(model, threads)
@@ -204,6 +211,8 @@ class PersonAlphaStage(Pipeline):
         if self._tracker is not None:
             self._tracker.reset()
         self._pose_wait = 0
+        self._pose_frame = 0
+        self._pose_last = []
 
     def _buf(self, name: str, shape: tuple[int, ...], dtype: Any = np.float32) -> np.ndarray:
         key = (name, shape)
@@ -244,7 +253,7 @@ class PersonAlphaStage(Pipeline):
         regions: list[tuple[float, float, float, float]] = list(person_regions(prob, float(get("min_person"))))
         windows = zoom_windows(regions, h, w, scale, limit)
         if people is None and get("pose_masks") and int(get("pose_people")) > 0:
-            people = self._own_people(small, int(get("pose_people")))
+            people = self._own_people(small, int(get("pose_people")), int(get("pose_interval")))
             people_scale = 1.0
         people = people or []
         boxes = []  # the pose people's landmark bounds (+ margin), working pixels
@@ -309,28 +318,40 @@ class PersonAlphaStage(Pipeline):
             self._tracker = PoseTracker(num_threads=self._threads, segmentation=True, search_levels=1)
         return self._tracker
 
-    def _own_people(self, small: np.ndarray, max_people: int) -> list[Any]:
+    def _own_people(self, small: np.ndarray, max_people: int, interval: int = 1) -> list[Any]:
         """People from the stage's own :class:`~bridge.vision.blazepose.PoseTracker` on ``small``.
 
         The pose models are costly (landmarks about 11 ms a person, the detector about 9 ms),
         so they run only while they help: a tracked person whose pose mask counts (not a
-        close-up, :func:`_framing_weight` > 0) is followed every frame; while nobody is
-        tracked, or only close-ups are (they are dropped), the detector looks again at most
-        once every :data:`POSE_SEARCH_INTERVAL` frames.
+        close-up, :func:`_framing_weight` > 0) is followed on every ``interval``-th frame,
+        and the frames between reuse the last people (their masks stay where they were; the
+        selfie matte, its zoom windows and the motion-aware smoother follow the motion);
+        while nobody is tracked, or only close-ups are (they are dropped), the detector
+        looks again at most once every :data:`POSE_SEARCH_INTERVAL` frames.
         """
         tracker = self._pose_models()
+        self._pose_frame += 1
         if not tracker.tracked:
+            self._pose_last = []
             if self._pose_wait > 0:
                 self._pose_wait -= 1
                 return []
             self._pose_wait = POSE_SEARCH_INTERVAL - 1
+        elif self._pose_wait > 0:
+            self._pose_wait -= 1
+            return self._pose_last
         self.pose_runs += 1
-        people = tracker.process(np.ascontiguousarray(small), max_people=max_people)
+        people = tracker.process(np.ascontiguousarray(small), max_people=max_people,
+                                 timestamp=self._pose_frame / 30.0)
         short = min(small.shape[:2])
         if people and all(_framing_weight(p, 1.0, short) <= 0.0 for p in people):
             tracker.reset()
             self._pose_wait = POSE_SEARCH_INTERVAL - 1
+            self._pose_last = []
             return []
+        if tracker.tracked:
+            self._pose_wait = max(1, int(interval)) - 1
+        self._pose_last = people
         return people
 
     def matte(self, rgb: np.ndarray, out: np.ndarray | None = None, people: list[Any] | None = None,
