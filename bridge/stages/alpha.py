@@ -118,7 +118,7 @@ class PersonAlphaConfig(BasePipelineConfig):
     )
     zoom_max: float = Field(
         default=0.6, ge=0.2, le=1.0,
-        description="Largest zoom window, as a fraction of the frame's long side; a person bigger than that is seen well enough by the full-frame pass (larger windows that cut a big person hurt more than they help).",
+        description="Largest zoom window of one person, as a fraction of the frame's long side; a person bigger than that is seen well enough by the full-frame pass (larger windows that cut a big person hurt more than they help). Side-by-side people merged into one wide region get one window each at any size.",
         json_schema_extra=ui_field_config(order=13, label="Zoom max size"),
     )
     zoom_windows: int = Field(
