@@ -164,17 +164,14 @@ def test_cfg_none_ignores_guidance_and_full_uses_the_negative_prompt(models_root
     assert (run(full, frames[:1], negative_prompt="a cat") - base).abs().max() > 1e-3
 
 
-def test_overlap_returns_the_previous_frame_while_the_next_one_diffuses(models_root, frames):
+def test_overlap_switch_is_kept_for_old_presets_and_changes_nothing(models_root, frames):
+    # the engine's assembly line overlaps the stages now; the switch only has to load and be harmless
     stage = AvatarStage(device="cpu", base_model="sd-turbo", steps=1, **TINY)
     plain = [run(stage, frames[:k]) for k in (1, 2)]
     stage.reset()
-    runtime = {**AvatarConfig(**TINY).runtime_params(), "guidance_scale": 1.5, "overlap": True}
-    control = torch.zeros(1, 144, 176, 3)
-    control[:, 30:110, 80:96] = 1.0
-    outs = [stage(video=[f.float()], source_video=[f], control_video=control, **runtime)["video"] for f in frames[:3]]
-    assert torch.allclose(outs[0], plain[0], atol=1e-5) and torch.allclose(outs[1], plain[0], atol=1e-5)
-    assert torch.allclose(outs[2], plain[1], atol=1e-5)
-    stage.reset()  # drains the worker
+    overlapped = [run(stage, frames[:k], overlap=True) for k in (1, 2)]
+    for a, b in zip(plain, overlapped):
+        assert torch.allclose(a, b, atol=1e-5)
 
 
 # ----------------------------------------------------------------------------- identity (SD 1.5)

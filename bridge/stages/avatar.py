@@ -13,9 +13,10 @@ asynchronous copies, conversion on the GPU) and waits once per frame, for its do
 with ``acceleration: auto`` (the default) the whole frame is one CUDA graph, captured at
 load (:meth:`~bridge.avatar.stream.StreamEngine.warmup`), so no live change recompiles.
 
-Overlap (``overlap: true``): diffusion of frame N runs on a worker thread while the chain
-thread returns the previous result and goes on with alpha of N-1 and pose of N+1; this
-adds one frame of latency (the first frame is shown twice). Off, every call is synchronous.
+Every call is synchronous: the engine's assembly line (:mod:`bridge.engine`) already runs
+diffusion of frame N while other workers run pose of N+1 and alpha of N-1. The old
+``overlap`` switch, which did the same inside this stage, is kept only so old presets and
+panels load; it has no effect.
 
 A missing model or a failed load does not stop the daemon: the config sets
 ``bypass_on_load_error`` so the chain streams the camera frame through this slot (to the
@@ -25,7 +26,6 @@ alpha stage) with state ``error`` and the one-line reason (see :class:`bridge.ch
 from __future__ import annotations
 
 import logging
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -215,7 +215,7 @@ class AvatarConfig(BasePipelineConfig):
     )
     overlap: bool = Field(
         default=False,
-        description="Run diffusion of frame N on a worker while pose/alpha of its neighbours run (+1 frame latency).",
+        description="No effect (kept for old presets): the engine's assembly line runs diffusion beside pose and alpha of the neighbouring frames.",
         json_schema_extra=ui_field_config(order=36, label="Overlap"),
     )
     fit: Literal["crop", "stretch"] = Field(
@@ -331,9 +331,6 @@ class AvatarStage(Pipeline):
         self.engine = engine_from_components(comps, cfg, self.device, dtype)
         self.engine.warmup()  # compile/capture every shape now, in the loader, not on the live frame thread
         self._refs_spec: str | None = None
-        self._pool: ThreadPoolExecutor | None = None
-        self._pending: Future | None = None
-        self._shown: torch.Tensor | None = None
         log.info("avatar: %s (%s) loaded on %s, %s", cfg.base_model, self.family, self.device, dtype)
 
     # ----------------------------------------------------------------- per call
@@ -343,11 +340,8 @@ class AvatarStage(Pipeline):
             raise ValueError("avatar needs video input: kwargs['source_video'] or ['video'] = list of (1,H,W,3) frames")
         control = control_frame(kwargs.get("control_video"), kwargs.get("video"))
         fit = kwargs.get("fit", "crop")
-        if not kwargs.get("overlap", False):
-            self._drain()
-            self._apply(kwargs)
-            return {"video": self.engine(source[-1], control, fit)}
-        return {"video": self._overlapped(source[-1], control, fit, kwargs)}
+        self._apply(kwargs)
+        return {"video": self.engine(source[-1], control, fit)}
 
     def _apply(self, kwargs: dict[str, Any]) -> None:
         """Runtime parameters -> engine (only changes cost anything). Raises a bad reference path once."""
@@ -363,38 +357,8 @@ class AvatarStage(Pipeline):
                 log.warning("avatar: reference_images is set but no IP-Adapter is loaded (ip_adapter: auto, SD 1.5/SDXL base); ignored")
         self.engine.update(params_from(kwargs), reference_images=refs)
 
-    def _overlapped(self, frame: torch.Tensor, control: torch.Tensor | None, fit: str, kwargs: dict[str, Any]) -> torch.Tensor:
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            self._shown = pending.result()  # frame N-1's diffusion; raises its error here
-        self._apply(kwargs)  # the worker is idle: safe to touch the engine
-        image = self.engine.prepare(frame, fit)  # copies: the source may reuse its buffer
-        cond = self.engine.prepare_control(control, fit)
-        if self._shown is None:  # first frame: nothing to show yet, run it now
-            self._shown = self.engine.process(image, cond, host=True)
-            return self._shown
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="avatar-diffusion")
-        self._pending = self._pool.submit(self.engine.process, image, cond, True)  # host output: safe on any thread's stream
-        return self._shown
-
-    def _drain(self) -> None:
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            try:
-                pending.result()
-            except Exception as exc:  # already reported or irrelevant once overlap is off
-                log.debug("avatar: dropped pending frame: %s", exc)
-        self._shown = None
-
     def reset(self) -> None:
-        self._drain()
         self.engine.reset()
-
-    def __del__(self) -> None:
-        pool = getattr(self, "_pool", None)
-        if pool is not None:
-            pool.shutdown(wait=False)
 
 
 def engine_from_components(comps: Any, cfg: AvatarConfig, device: torch.device, dtype: torch.dtype, *,
