@@ -216,3 +216,5 @@ def test_side_by_side_people_get_a_window_each_at_any_size():
     assert len(windows) == 2
     assert all(abs(w.side - 1.2 * 360) < 1e-6 and w.side > 0.6 * 640 for w in windows)
     assert windows[0].cx < 320 < windows[1].cx
+    # a close-up's shoulders run off both sides of a 4:3 frame: not taken apart
+    assert zoom_windows([(0, 0, 640, 480)], 480, 640, 1.2, 0.6) == []

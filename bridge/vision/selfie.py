@@ -203,7 +203,8 @@ def zoom_windows(regions: list[tuple[float, float, float, float]], height: int, 
 
     One window per region, centred on it, of side ``scale * max(w, h)``; a region wider
     than :data:`SPLIT_ASPECT` times its height gets ``ceil(w / h)`` windows of side
-    ``scale * h`` spread along it. A single window whose side exceeds ``max_fraction`` of
+    ``scale * h`` spread along it, unless it runs off both sides of the frame (a close-up's
+    shoulders: nobody in it is seen whole, so it is not taken apart). A single window whose side exceeds ``max_fraction`` of
     the frame's long side is left out: that person already fills the full-frame pass, and a
     window that cuts a big person costs more than it gives. The windows of a split region
     are kept at any size: they are there to show the model one of several people at a time
@@ -222,7 +223,7 @@ def zoom_windows(regions: list[tuple[float, float, float, float]], height: int, 
     for x, y, w, h in regions:
         if w <= 0 or h <= 0:
             continue
-        if w > SPLIT_ASPECT * h:
+        if w > SPLIT_ASPECT * h and not (x <= 0 and x + w >= width):
             count = math.ceil(w / h)
             side = scale * h
             centres = [x + h / 2 + k * (w - h) / (count - 1) for k in range(count)]
