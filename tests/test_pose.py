@@ -310,3 +310,16 @@ def test_openpose_backend_reads_controlnet_aux_keypoints(monkeypatch):
     assert float(points[0, 2]) == 0.0 and float(points[3:5].max()) == 0.0
     image = to_uint8(out["video"][0])
     assert tuple(image[50, 75]) == (153, 0, 0) and tuple(image[50, 125]) == (153, 51, 0)
+
+
+def test_bench_pose_reports_tracking_and_the_model_baseline(capsys):
+    """``avatar-bridge bench pose --json``: one detector run for a tracked person, the bare model timed alongside (no timing asserted)."""
+    import json
+
+    from bridge.cli import main
+
+    assert main(["bench", "pose", "--sizes", "160x120", "--frames", "3", "--json"]) == 0
+    (result,) = json.loads(capsys.readouterr().out)
+    assert (result["width"], result["height"], result["frames"], result["detected"]) == (160, 120, 3, 3)
+    assert result["detector_runs"] == 1  # found once, then tracked through warm-up and timed frames
+    assert result["median_ms"] > 0 and result["model_median_ms"] > 0
