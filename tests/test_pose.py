@@ -120,6 +120,20 @@ def test_contract_shapes_and_ranges(pose_stage, carphone_frames):
         pose_stage(video=[])
 
 
+def test_daemon_uint8_path_gives_the_same_skeleton_as_uint8_without_a_float_image(carphone_frames):
+    # keep_uint8 (the daemon's chain): the skeleton comes out as uint8, byte for byte the float
+    # contract's picture times 255; fresh stages so both see the same tracking history
+    stage = get_stage("pose")()
+    floats = [run(stage, rgb)["video"] for rgb in carphone_frames[:3]]
+    stage = get_stage("pose")()
+    bytes_ = [run(stage, rgb, keep_uint8=True) for rgb in carphone_frames[:3]]
+    for f, out in zip(floats, bytes_):
+        assert out["video"].dtype == torch.uint8 and out["control_video"] is out["video"]
+        assert np.array_equal(out["video"].numpy(), to_uint8(f))
+        assert int(out["video"].max()) > 100  # a skeleton was drawn
+    assert not np.shares_memory(bytes_[0]["video"].numpy(), bytes_[1]["video"].numpy())  # each call a new frame
+
+
 def test_returned_skeleton_is_not_overwritten_by_the_next_call(pose_stage, carphone_frames):
     first = run(pose_stage, carphone_frames[20])["video"]
     kept = first.clone()

@@ -421,7 +421,8 @@ class PoseStage(Pipeline):
     """Pose preprocessor: camera frame -> OpenPose skeleton image (+ keypoints, + people).
 
     Input: ``video`` (list of (1, H, W, C) tensors in [0, 255], C = 3 or 4).
-    Output: ``{"video": (T, H, W, 3) float32 [0, 1], "control_video": the same tensor,
+    Output: ``{"video": (T, H, W, 3) float32 [0, 1] (uint8 [0, 255] when called with
+    ``keep_uint8=True``, the daemon's path), "control_video": the same tensor,
     "keypoints": (T, 18, 3) float32, "people": list (T) of list[Person]}`` (keypoints: x, y
     in pixels, confidence, (0, 0, 0) = not drawn, of the first person; every person's
     skeleton is drawn; ``people``: see :class:`bridge.vision.blazepose.Person`).
@@ -467,10 +468,11 @@ class PoseStage(Pipeline):
         if first.ndim != 4 or first.shape[0] != 1:
             raise ValueError(f"each video frame must be (1,H,W,C); got {tuple(first.shape)}")
         height, width = int(first.shape[1]), int(first.shape[2])
-        images = torch.empty((len(video), height, width, 3), dtype=torch.float32)
+        # the daemon's uint8 path draws straight into the output (bridge.stages.base); Scope gets float [0, 1]
+        keep_uint8 = bool(kwargs.get("keep_uint8", False))
+        images = torch.empty((len(video), height, width, 3), dtype=torch.uint8 if keep_uint8 else torch.float32)
         keypoints = torch.zeros((len(video), NUM_KEYPOINTS, 3), dtype=torch.float32)
         people_per_frame: list[list[Person]] = []
-        canvas = self._canvas_for(height, width)
         images_np = images.numpy()
         threshold = max(min_confidence, 1e-6)
         for t, frame in enumerate(video):
@@ -478,12 +480,14 @@ class PoseStage(Pipeline):
                 raise ValueError(f"all frames of one call must be (1,{height},{width},C); got {tuple(frame.shape)}")
             poses, people = self._backend.detect(to_uint8_rgb(frame[0]), max_people, search_levels)
             people_per_frame.append(people)
+            canvas = images_np[t] if keep_uint8 else self._canvas_for(height, width)
             canvas.fill(0)
             for n, raw in enumerate(poses[:max_people]):
                 kept = np.where((raw[:, 2] >= threshold)[:, None], raw, 0.0).astype(np.float32)
                 if n == 0:
                     keypoints[t].copy_(torch.from_numpy(kept))
                 draw_skeleton(kept, height, width, min_confidence, line_scale, out=canvas, clear=False)
-            np.multiply(canvas, np.float32(1.0 / 255.0), out=images_np[t])  # one pass, uint8 -> float32
+            if not keep_uint8:
+                np.multiply(canvas, np.float32(1.0 / 255.0), out=images_np[t])  # one pass, uint8 -> float32
         images = images.to(self.device)
         return {"video": images, "control_video": images, "keypoints": keypoints, "people": people_per_frame}
