@@ -33,10 +33,10 @@ def _frame(luma: np.ndarray | None = None) -> np.ndarray:
     return np.ascontiguousarray(np.repeat(luma[..., None], 3, axis=2))
 
 
-def _body_mask() -> tuple[np.ndarray, np.ndarray]:
-    """A pose mask of the body (an ellipse filling BODY) as the landmark model gives it:
-    (256, 256) float32 in crop pixels and the crop-to-image affine of a square crop over BODY."""
-    x, y, w, h = BODY
+def _body_mask(body=BODY) -> tuple[np.ndarray, np.ndarray]:
+    """A pose mask of the body (an ellipse filling ``body``) as the landmark model gives it:
+    (256, 256) float32 in crop pixels and the crop-to-image affine of a square crop over it."""
+    x, y, w, h = body
     side = float(max(w, h))
     crop = np.zeros((256, 256), np.float32)
     cv2.ellipse(crop, (128, 128), (int(128 * w / side), 127), 0, 0, 360, 1.0, -1)
@@ -45,17 +45,17 @@ def _body_mask() -> tuple[np.ndarray, np.ndarray]:
     return crop, matrix
 
 
-def _body_prob() -> np.ndarray:
+def _body_prob(body=BODY) -> np.ndarray:
     prob = np.zeros((H, W), np.float32)
-    x, y, w, h = BODY
+    x, y, w, h = body
     cv2.ellipse(prob, (x + w // 2, y + h // 2), (w // 2, h // 2), 0, 0, 360, 1.0, -1)
     return prob
 
 
-def _cut(prob: np.ndarray, frame: np.ndarray | None = None, below: float = 0.9) -> np.ndarray:
-    mask, matrix = _body_mask()
+def _cut(prob: np.ndarray, frame: np.ndarray | None = None, below: float = 0.9, body=BODY) -> np.ndarray:
+    mask, matrix = _body_mask(body)
     cutter = ObjectCut(lambda: pytest.fail("no landmark run: the person's pose mask covers the region"))
-    region = (float(BODY[0]), float(BODY[1]), float(BODY[2]), float(BODY[3]))
+    region = tuple(float(v) for v in body)
     return cutter(_frame() if frame is None else frame, prob, [region], [(region, mask, matrix)], below)
 
 
@@ -91,11 +91,18 @@ def test_a_hole_inside_the_person_is_not_cut():
 
 
 def test_a_piece_at_the_frame_edge_or_beyond_the_pose_crop_is_not_cut():
-    # a body cut by the frame edge is where the pose model is weakest
-    prob = _body_prob()
-    prob[40:52, 100:W] = 0.7
-    out = _cut(prob.copy())
-    assert (out[40:52, 100:W] == 0.7).all()
+    # a body cut by the frame edge is where the pose model is weakest: a person at the right
+    # edge, whose crop runs past the frame, with an unsure piece reaching the edge
+    body = (W - 50, 20, 40, 90)  # its square crop (90 px) runs 15 px past the right edge
+    prob = _body_prob(body)
+    piece = (slice(40, 52), slice(W - 6, W))
+    prob[40:52, W - 10:W] = np.maximum(prob[40:52, W - 10:W], 0.7)
+    out = _cut(prob.copy(), body=body)
+    assert (out[piece] == 0.7).all()
+    # the same piece one pixel short of the edge goes
+    prob[40:52, W - 1] = 0.0
+    out = _cut(prob.copy(), body=body)
+    assert (out[40:52, W - 6:W - 1] == 0.0).all()
     # a piece reaching out of the landmark model's crop: it saw only part of it
     x, _, w, _ = BODY
     crop_right = x + w / 2 + max(BODY[2], BODY[3]) / 2
