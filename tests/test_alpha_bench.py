@@ -32,3 +32,46 @@ def test_composite_blends_by_alpha():
     expected = (250 * 0.5 + checkerboard(24, 24).astype(np.float32) * 0.5 + 0.5).astype(np.uint8)
     assert np.array_equal(half, expected)
     assert np.array_equal(composite(rgb, np.full((24, 24), 255, np.uint8)), rgb)
+
+
+def test_variants_are_the_same_picture_reframed():
+    from bridge.bench.alpha import VARIANTS, variant_frames
+
+    image = np.zeros((100, 200, 3), np.uint8)
+    image[:, :50] = 255  # a white band on the left
+    ref = image[..., 0].copy()
+    out = variant_frames(image, ref)
+    assert [name for name, _, _ in out] == list(VARIANTS)
+    shapes = {name: (a.shape, b.shape) for name, a, b in out}
+    assert shapes["original"] == ((100, 200, 3), (100, 200))
+    assert shapes["x0.75"] == ((75, 150, 3), (75, 150))
+    assert shapes["central 80%"] == ((80, 160, 3), (80, 160))
+    assert shapes["1.5x wide"] == ((100, 300, 3), (100, 300))
+    assert shapes["640x480"] == ((480, 640, 3), (480, 640))
+    flipped = dict((name, (a, b)) for name, a, b in out)["h-flip"]
+    assert flipped[0][0, -1, 0] == 255 and flipped[0][0, 0, 0] == 0 and flipped[1][0, -1] == 255
+    for _, a, b in out:  # image and reference stay aligned
+        assert ((a[..., 0] > 127) == (b > 127)).mean() > 0.98
+
+
+def test_bench_variants_compares_a_parameter_change(capsys):
+    import json
+
+    from bridge.cli import main
+
+    assert main(["bench", "alpha", "--variants", "--compare", "object_cut=0", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["compare"] == {"object_cut": 0.0}
+    camera = result["cases"]["camera"]["original"]
+    # the object cut takes the tripod head out of camera.png: better with it than without
+    assert camera["iou"] >= 0.95 > camera["iou_compare"]
+    assert set(result["cases"]) == {"camera", "zidane", "bus"}
+
+
+def test_bench_variants_refuses_an_unknown_or_out_of_bounds_parameter(capsys):
+    from bridge.cli import main
+
+    assert main(["bench", "alpha", "--variants", "--compare", "bogus=1"]) == 2
+    assert "NAME=VALUE" in capsys.readouterr().err
+    assert main(["bench", "alpha", "--variants", "--compare", "object_cut=3"]) == 2
+    assert "object_cut" in capsys.readouterr().err

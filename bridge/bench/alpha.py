@@ -205,6 +205,83 @@ def measure_matte_quality(sheet: Path | None = None, params: dict[str, Any] | No
     return result
 
 
+#: Variants of the still development cases (:func:`variant_frames`): the stage must not depend
+#: on the exact framing of the four images.
+VARIANTS = ("original", "h-flip", "x0.75", "central 80%", "1.5x wide", "640x480")
+
+
+def variant_frames(image: np.ndarray, ref: np.ndarray) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """``(variant, image, reference)`` for each of :data:`VARIANTS`: (H, W, 3) uint8 RGB and (H, W) uint8.
+
+    Mirrored; shrunk to 3/4 (area); the central 80 % of each side; widened 1.5x by mirroring
+    the borders outwards (people smaller in a wider frame); resized to 640x480 (aspect not kept).
+    """
+    import cv2
+
+    h, w = image.shape[:2]
+    y0, x0, pad = h // 10, w // 10, w // 4
+    small = (w * 3 // 4, h * 3 // 4)
+    out = [
+        ("original", image, ref),
+        ("h-flip", image[:, ::-1], ref[:, ::-1]),
+        ("x0.75", cv2.resize(image, small, interpolation=cv2.INTER_AREA), cv2.resize(ref, small, interpolation=cv2.INTER_AREA)),
+        ("central 80%", image[y0:h - y0, x0:w - x0], ref[y0:h - y0, x0:w - x0]),
+        ("1.5x wide", cv2.copyMakeBorder(image, 0, 0, pad, pad, cv2.BORDER_REFLECT),
+         cv2.copyMakeBorder(ref, 0, 0, pad, pad, cv2.BORDER_REFLECT)),
+        ("640x480", cv2.resize(image, (640, 480), interpolation=cv2.INTER_AREA), cv2.resize(ref, (640, 480), interpolation=cv2.INTER_AREA)),
+    ]
+    return [(name, np.ascontiguousarray(a), np.ascontiguousarray(b)) for name, a, b in out]
+
+
+def measure_variants(params: dict[str, Any] | None = None, compare: dict[str, Any] | None = None) -> dict[str, Any]:
+    """IoU of the still development cases' :data:`VARIANTS`, at ``params`` (default preset) and,
+    when ``compare`` is given, with those parameters changed.
+
+    Returns:
+        ``{"compare": compare, "cases": {case: {variant: {"iou": float, "iou_compare": float | None}}}}``.
+    """
+    from bridge.matte import iou
+    from bridge.stages.alpha import PersonAlphaStage
+
+    params = default_preset_params() if params is None else params
+    stage = PersonAlphaStage()
+    result: dict[str, Any] = {"compare": compare, "cases": {}}
+    for name in ("camera", "zidane", "bus"):
+        frames, refs = matte_case(name)
+        rows = result["cases"][name] = {}
+        for variant, image, ref in variant_frames(frames[0], refs[0]):
+            truth = ref.astype(np.float32) / 255.0
+            score = iou(run_case(stage, [image], **params)[0][-1], truth)
+            other = iou(run_case(stage, [image], **{**params, **compare})[0][-1], truth) if compare else None
+            rows[variant] = {"iou": round(float(score), 4), "iou_compare": None if other is None else round(float(other), 4)}
+    return result
+
+
+def parse_compare(items: list[str]) -> dict[str, Any]:
+    """``["object_cut=0", ...]`` -> validated runtime parameters of the alpha stage.
+
+    Raises:
+        ConfigError: not NAME=VALUE, not a runtime parameter, or a value out of its bounds.
+    """
+    from pydantic import ValidationError
+
+    from bridge.errors import ConfigError
+    from bridge.stages.alpha import PersonAlphaConfig
+
+    values: dict[str, Any] = {}
+    runtime = PersonAlphaConfig().runtime_params()
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or name not in runtime:
+            raise ConfigError(f"bench alpha --compare {item!r}: expected NAME=VALUE with NAME one of {', '.join(runtime)}")
+        values[name] = value
+    try:
+        checked = PersonAlphaConfig(**values)
+    except ValidationError as exc:
+        raise ConfigError(f"bench alpha --compare: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}") from None
+    return {name: getattr(checked, name) for name in values}
+
+
 def default_preset_params() -> dict[str, Any]:
     """The alpha stage's runtime parameters of the ``default`` preset (config defaults + preset values)."""
     from bridge.presets import load_preset
@@ -435,12 +512,31 @@ def run_quality(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_variants(args: argparse.Namespace) -> int:
+    """``avatar-bridge bench alpha --variants [--compare NAME=VALUE ...]``: IoU of the stills' variants."""
+    compare = parse_compare(args.compare or [])
+    result = measure_variants(compare=compare or None)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    label = " ".join(f"{k}={v}" for k, v in compare.items())
+    print("person alpha, default preset, IoU of alpha > 0.5 on variants of the still development cases"
+          + (f" (and with {label})" if compare else "") + ":")
+    for name, rows in result["cases"].items():
+        for variant, r in rows.items():
+            other = f"  {r['iou_compare']:.4f}  {r['iou_compare'] - r['iou']:+.4f}" if r["iou_compare"] is not None else ""
+            print(f"  {name:8s} {variant:12s} {r['iou']:.4f}{other}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     """``avatar-bridge bench alpha``: print the table (or JSON with --json); exit code 0."""
     from bridge.errors import ConfigError
 
     if args.width < 16 or args.height < 16 or args.frames < 1 or args.repeats < 1:
         raise ConfigError("bench alpha: --width/--height must be >= 16, --frames and --repeats >= 1")
+    if args.variants:
+        return run_variants(args)
     if args.quality:
         return run_quality(args)
     speed = measure_speed(args.width, args.height, args.frames, args.repeats)
@@ -477,6 +573,10 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--quality", action="store_true",
                         help="matte quality mode: IoU, flicker, ms per case of the development set, speed per framing, contact sheet")
+    parser.add_argument("--variants", action="store_true",
+                        help="IoU of flipped, shrunk, cropped, widened and 640x480 versions of the still development cases")
+    parser.add_argument("--compare", action="append", metavar="NAME=VALUE",
+                        help="with --variants: also score with this runtime parameter changed (repeatable), e.g. object_cut=0")
     parser.add_argument("--sheet", type=Path, default=Path("alpha-contact-sheet.png"), metavar="PNG",
                         help="contact sheet written by --quality (default alpha-contact-sheet.png)")
     parser.set_defaults(func=run)

@@ -2,7 +2,9 @@
 
 The segmentation model ships inside our package and runs on LiteRT
 (:class:`bridge.vision.selfie.SelfieSegmenter`), offline on a CPU with nothing to download.
-Refinement (motion-aware temporal smoothing, fast guided filter, threshold/softness,
+Around it (:meth:`PersonAlphaStage.people_probability`): person zoom windows, BlazePose's
+person masks for people seen full-length (:mod:`bridge.vision.blazepose`), the object cut
+(:mod:`bridge.vision.object_cut`) and the person check. Refinement (motion-aware temporal smoothing, fast guided filter, threshold/softness,
 feather) is in :mod:`bridge.matte`; the per-frame order is described there.
 
 Output: ``{"video": THWC float32 RGB in [0,1], "alpha": THW1 float32 in [0,1]}``;
@@ -162,12 +164,12 @@ class PersonAlphaConfig(BasePipelineConfig):
     )
     object_cut: float = Field(
         default=0.9, ge=0.0, le=1.0,
-        description="Object cut: where the selfie model's probability is below this, what the pose model's body mask leaves out (a held camera, a tripod) is cut from the matte (0 = off; confident selfie pixels are never cut). Costs a landmark model run per unposed person every pose_interval frames.",
+        description="Object cut: where the selfie model's probability is below this, what the pose model's body mask leaves out (a held camera, a tripod) is cut from the matte (0 = off; confident selfie pixels are never cut). Costs a landmark model run, about 11 ms, per person region no pose person covers, every 2 x pose_interval frames.",
         json_schema_extra=ui_field_config(order=20, label="Object cut"),
     )
     pose_interval: int = Field(
         default=3, ge=1, le=10,
-        description="The own pose tracker (pose_people) and the object cut's landmark runs happen on every this many frames; in between their last masks are moved with the image motion (1 = every frame).",
+        description="The own pose tracker (pose_people) runs on every this many frames, the object cut's landmark runs on every twice as many; in between their last masks are moved with the image motion (1 = every frame).",
         json_schema_extra=ui_field_config(order=19, label="Own pose interval"),
     )
 
@@ -260,8 +262,11 @@ class PersonAlphaStage(Pipeline):
         3. pose masks: ``people`` (:class:`bridge.vision.blazepose.Person`, coordinates
            times ``people_scale`` = working pixels), or the stage's own tracker when
            ``pose_people`` > 0 and no people were given, pasted and fused by per-pixel max
-           with a weight by framing (:data:`POSE_FULL_LENGTH`, :data:`POSE_CLOSE_UP`);
-        4. person check (``person_check``): only regions confirmed as people
+           with a weight by framing (:func:`_framing_weight`);
+        4. object cut (``object_cut`` > 0, :class:`bridge.vision.object_cut.ObjectCut`):
+           where the selfie model is unsure and the pose masks leave a piece out (a held
+           camera, a tripod), that piece goes to 0;
+        5. person check (``person_check``): only regions confirmed as people
            (:class:`PersonCheck`) and the pose people's boxes keep their probability, the
            rest of the frame goes to 0.
 

@@ -12,4 +12,6 @@ Modules, one job each:
 * :mod:`bridge.vision.blazepose`: people in a video: detect, track, smooth
   (:class:`~bridge.vision.blazepose.PoseTracker`, :class:`~bridge.vision.blazepose.Person`,
   :func:`~bridge.vision.blazepose.paste_masks`).
+* :mod:`bridge.vision.object_cut`: take a held object out of a person matte with the pose
+  masks; :func:`~bridge.vision.object_cut.image_shift` (phase correlation).
 """
