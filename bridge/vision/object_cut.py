@@ -32,8 +32,9 @@ The pose masks come from the people the caller already has (the pose stage's or 
 stage's own tracker, :class:`~bridge.vision.blazepose.Person`), and for a selfie region no
 such person covers, from one landmark model run on a square around the region (the
 region's box side times :data:`REGION_ROI_SCALE`, no rotation), at most
-:data:`MAX_REGIONS` regions, on every ``interval``-th frame; in between the last masks are
-kept, moved by the image motion over their region (:func:`image_shift`).
+:data:`MAX_REGIONS` regions, on every ``CUT_INTERVAL_FACTOR * interval``-th frame; in
+between, the map of where a cut may happen, made on that frame, is moved by the image motion
+over the people's and regions' box (:func:`image_shift`).
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ import numpy as np
 
 #: The pose mask below which a pixel is the pose model's background.
 POSE_BACKGROUND = 0.15
-#: Selfie probability above which nothing is cut (there is nothing to cut below it).
+#: Selfie probability at or below which a pixel is background already: nothing to cut there,
+#: and the background a cut piece must touch.
 MIN_PROBABILITY = 0.1
 #: Distance from the pose mask's person (mask >= :data:`POSE_BACKGROUND`) within which
 #: nothing is cut, as a fraction of the frame's long side (3 px at 320x240). Measured on a
@@ -90,8 +92,7 @@ def image_shift(before: np.ndarray, now: np.ndarray, box: Box) -> tuple[float, f
     ``before``, ``now``: (H, W) uint8 luma of one size; ``box``: (x, y, w, h) pixels, cut to
     the frame. Phase correlation (``cv2.phaseCorrelate``, Hann window; C. D. Kuglin and
     D. C. Hines, "The phase correlation image alignment method", 1975), on the box resampled
-    to :data:`SHIFT_SIDE` px square. (0, 0) when the box
-    is under 8 px a side, the peak is weak (response below :data:`MIN_RESPONSE`) or the
+    to :data:`SHIFT_SIDE` px square. (0, 0) when the box is under 8 px a side, the peak is weak (response below :data:`MIN_RESPONSE`) or the
     shift is beyond half the box.
     """
     height, width = now.shape[:2]
