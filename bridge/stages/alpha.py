@@ -252,8 +252,9 @@ class PersonAlphaStage(Pipeline):
         return self._segmenter(np.ascontiguousarray(rgb))
 
     def people_probability(self, small: np.ndarray, people: list[Any] | None, people_scale: float, get: Any,
-                           full: np.ndarray | None = None) -> np.ndarray:
-        """Person probability of every person in ``small`` ((h, w, 3) uint8, working resolution).
+                           full: np.ndarray | None = None, luma: np.ndarray | None = None) -> np.ndarray:
+        """Person probability of every person in ``small`` ((h, w, 3) uint8, working resolution;
+        ``luma``: its (h, w) uint8 luma when the caller has it, else it is made here).
 
         1. the selfie model on the whole frame;
         2. person zoom: the regions of that mask (and the pose people's landmark bounds)
@@ -275,27 +276,34 @@ class PersonAlphaStage(Pipeline):
         """
         prob = self.segment(small)
         h, w = prob.shape
+        if luma is None:
+            luma = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
         zoom = bool(get("zoom"))
         scale, limit = float(get("zoom_scale")), float(get("zoom_max"))
         regions: list[tuple[float, float, float, float]] = list(person_regions(prob, float(get("min_person"))))
         windows = zoom_windows(regions, h, w, scale, limit)
         if people is None and get("pose_masks") and int(get("pose_people")) > 0:
-            people = self._own_people(small, int(get("pose_people")), int(get("pose_interval")))
+            people = self._own_people(small, luma, int(get("pose_people")), int(get("pose_interval")))
             people_scale = 1.0
         people = people or []
-        boxes = []  # the pose people's landmark bounds (+ margin), working pixels
+        # per pose person: landmark bounds (+ margin), the pose mask's weight by framing and
+        # its crop-to-image placement, all in working pixels
+        boxes = []
+        to_work = np.array([[people_scale], [people_scale]], np.float64)
         for person in people:
             x0, y0, x1, y1 = (v * people_scale for v in _landmark_bounds(person))
             mx, my = POSE_BOX_MARGIN * (x1 - x0), POSE_BOX_MARGIN * (y1 - y0)
             x0, y0, x1, y1 = max(0.0, x0 - mx), max(0.0, y0 - my), min(float(w), x1 + mx), min(float(h), y1 + my)
             if x1 - x0 >= 2 and y1 - y0 >= 2:
-                boxes.append((person, (x0, y0, x1 - x0, y1 - y0)))
+                weight = _framing_weight(person, people_scale, min(h, w), h, w)
+                matrix = None if person.mask is None else person.crop_to_image.astype(np.float64) * to_work
+                boxes.append((person, (x0, y0, x1 - x0, y1 - y0), weight, matrix))
         check = bool(get("person_check"))
         if check:
-            regions = self._checker.confirmed(small, regions, [b for _, b in boxes])
+            regions = self._checker.confirmed(small, regions, [b for _, b, _, _ in boxes])
             windows = zoom_windows(regions, h, w, scale, limit)
         if zoom:
-            extra = [b for person, b in boxes if _framing_weight(person, people_scale, min(h, w), h, w) > 0.0]
+            extra = [b for _, b, weight, _ in boxes if weight > 0.0]
             windows = windows + zoom_windows(extra, h, w, scale, limit)
             self.windows = _distinct(windows)[: int(get("zoom_windows"))]
             if full is None or full is small:
@@ -306,14 +314,9 @@ class PersonAlphaStage(Pipeline):
             self.windows = []
         if get("pose_masks") and people:
             pasted = self._buf("pose_pasted", (h, w))
-            to_work = np.array([[people_scale], [people_scale]], np.float64)
-            for person in people:
-                if person.mask is None:
+            for person, _, weight, matrix in boxes:
+                if matrix is None or weight <= 0.0:
                     continue
-                weight = _framing_weight(person, people_scale, min(h, w), h, w)
-                if weight <= 0.0:
-                    continue
-                matrix = person.crop_to_image.astype(np.float64) * to_work
                 cv2.warpAffine(person.mask, matrix, (w, h), dst=pasted, flags=cv2.INTER_LINEAR,
                                borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
                 if weight < 1.0:
@@ -321,10 +324,8 @@ class PersonAlphaStage(Pipeline):
                 np.maximum(prob, pasted, out=prob)
         below = float(get("object_cut"))
         if below > 0.0:
-            to_work = np.array([[people_scale], [people_scale]], np.float64)
-            masks = [((b[0], b[1], b[2], b[3]), person.mask, person.crop_to_image.astype(np.float64) * to_work)
-                     for person, b in boxes if person.mask is not None]
-            self._cut(small, prob, regions, masks, below, int(get("pose_interval")))
+            masks = [(b, person.mask, matrix) for person, b, _, matrix in boxes if matrix is not None]
+            self._cut(small, prob, regions, masks, below, int(get("pose_interval")), luma)
         if check:
             # nobody confirmed -> nothing: keep only the confirmed regions (with the zoom
             # margin) and the pose people; the rest (a cup the selfie model took for a
@@ -332,7 +333,7 @@ class PersonAlphaStage(Pipeline):
             gate = self._buf("gate", (h, w), np.uint8)
             gate.fill(0)
             margin = max(scale, 1.0)
-            for x, y, bw, bh in regions + [b for _, b in boxes]:
+            for x, y, bw, bh in regions + [b for _, b, _, _ in boxes]:
                 cx, cy, hw, hh = x + bw / 2, y + bh / 2, margin * bw / 2 + 1, margin * bh / 2 + 1
                 gate[max(0, int(cy - hh)):max(0, int(math.ceil(cy + hh))), max(0, int(cx - hw)):max(0, int(math.ceil(cx + hw)))] = 1
             cv2.multiply(prob, gate, dst=prob, dtype=cv2.CV_32F)
@@ -351,8 +352,9 @@ class PersonAlphaStage(Pipeline):
             self._tracker = PoseTracker(num_threads=self._threads, segmentation=True, search_levels=1)
         return self._tracker
 
-    def _own_people(self, small: np.ndarray, max_people: int, interval: int = 1) -> list[Any]:
-        """People from the stage's own :class:`~bridge.vision.blazepose.PoseTracker` on ``small``.
+    def _own_people(self, small: np.ndarray, luma: np.ndarray, max_people: int, interval: int = 1) -> list[Any]:
+        """People from the stage's own :class:`~bridge.vision.blazepose.PoseTracker` on ``small``
+        (``luma``: its (h, w) uint8 luma).
 
         The pose models are costly (landmarks about 11 ms a person, the detector about 9 ms),
         so they run only while they help: a tracked person whose pose mask counts (not a
@@ -375,7 +377,6 @@ class PersonAlphaStage(Pipeline):
             self._pose_wait -= 1
             if self._pose_luma is None or self._pose_luma.shape != small.shape[:2]:
                 return self._pose_last
-            luma = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY, dst=self._buf("pose_luma_now", small.shape[:2], np.uint8))
             return [follow_motion(person, self._pose_luma, luma) for person in self._pose_last]
         self.pose_runs += 1
         people = tracker.process(np.ascontiguousarray(small), max_people=max_people,
@@ -389,9 +390,8 @@ class PersonAlphaStage(Pipeline):
         if tracker.tracked:
             self._pose_wait = max(1, int(interval)) - 1
             if self._pose_wait > 0:
-                if self._pose_luma is None or self._pose_luma.shape != (h, w):
-                    self._pose_luma = np.empty((h, w), np.uint8)
-                cv2.cvtColor(small, cv2.COLOR_RGB2GRAY, dst=self._pose_luma)
+                self._pose_luma = self._buf("pose_luma", (h, w), np.uint8)
+                np.copyto(self._pose_luma, luma)
         self._pose_last = people
         return people
 
@@ -413,7 +413,7 @@ class PersonAlphaStage(Pipeline):
         small = rgb if factor == 1 else matte.downscale(rgb, factor, out=self._buf("small", small_shape + (3,), np.uint8))
         luma = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY, dst=self._buf("luma", small_shape, np.uint8))
         guide = np.multiply(luma, np.float32(1.0 / 255.0), out=self._buf("guide", small_shape), dtype=np.float32)
-        raw = self.people_probability(small, people, people_scale / factor, get, rgb)
+        raw = self.people_probability(small, people, people_scale / factor, get, rgb, luma)
         prob = self._smoother.update(raw, float(get("temporal")), guide)
         threshold, softness, sigma = float(get("threshold")), float(get("softness")), float(get("feather"))
         if sigma > 0:

@@ -159,7 +159,8 @@ class ObjectCut:
         return buf
 
     def __call__(self, small: np.ndarray, prob: np.ndarray, regions: list[Box],
-                 people: list[tuple[Box, np.ndarray, np.ndarray]], below: float, interval: int = 1) -> np.ndarray:
+                 people: list[tuple[Box, np.ndarray, np.ndarray]], below: float, interval: int = 1,
+                 luma: np.ndarray | None = None) -> np.ndarray:
         """Cut ``prob`` in place and return it.
 
         Args:
@@ -171,12 +172,15 @@ class ObjectCut:
                 affine)``, all in ``small``'s pixels; they are used, and a selfie region
                 they cover (half its box inside theirs) gets no landmark run of its own.
             below: selfie probability below which a pixel may be cut, in [0, 1]; 0 = off.
-            interval: the region landmark runs happen on every this many frames.
+            interval: the region landmark runs happen on every
+                ``CUT_INTERVAL_FACTOR * interval``-th frame.
+            luma: ``small``'s (h, w) uint8 luma when the caller has it (else it is made here).
         """
         if below <= MIN_PROBABILITY or not regions:
             return prob
         h, w = prob.shape
-        luma = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY, dst=self._buf("luma", (h, w), np.uint8))
+        if luma is None:
+            luma = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY, dst=self._buf("luma", (h, w), np.uint8))
         run = (self._frame % (CUT_INTERVAL_FACTOR * max(1, int(interval))) == 0 or self._cuttable is None
                or self._cuttable.shape != (h, w))
         self._frame += 1
@@ -261,7 +265,7 @@ class ObjectCut:
         distance = cv2.distanceTransform(background, cv2.DIST_L2, 3)
         far = cv2.compare(distance, MARGIN * max(h, w), cv2.CMP_GT)
         # SEEN where far inside a crop, UNSEEN where far outside all crops, 0 near the person
-        self._cuttable[:] = np.where(cover > 0, SEEN, UNSEEN).astype(np.uint8)
+        np.subtract(UNSEEN, cover, out=self._cuttable)  # cover is 0 / 1: UNSEEN outside, SEEN inside
         cv2.bitwise_and(self._cuttable, far, dst=self._cuttable)
         self._body = float(np.count_nonzero(cv2.compare(pose, 0.5, cv2.CMP_GE)))
 
