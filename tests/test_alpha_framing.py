@@ -233,3 +233,26 @@ def test_side_by_side_people_get_a_window_each_at_any_size():
     assert windows[0].cx < 320 < windows[1].cx
     # a close-up's shoulders run off both sides of a 4:3 frame: not taken apart
     assert zoom_windows([(0, 0, 640, 480)], 480, 640, 1.2, 0.6) == []
+
+
+def test_a_pose_mask_counts_by_its_framing_weight():
+    # a person half-way between full-length and close-up (pose region 1.25x the frame's short
+    # side, legs out of view): their pose mask lifts the matte to half its value, no more
+    from bridge.stages.alpha import PersonAlphaConfig, _framing_weight
+    from bridge.vision.blazepose import Person
+
+    small = np.full((240, 320, 3), 128, np.uint8)  # featureless: the selfie model sees nobody
+    landmarks = np.zeros((33, 5), np.float32)
+    landmarks[:, :2] = (100.0, 100.0)
+    landmarks[:, 4] = 1.0
+    landmarks[:11, :2] = (60.0, 60.0)  # a box of landmarks from (60, 60) to (100, 100)
+    s = 100.0 / 256.0
+    person = Person(landmarks=landmarks, score=1.0, roi=(100.0, 100.0, 300.0, 300.0, 0.0),
+                    mask=np.ones((256, 256), np.float32),
+                    crop_to_image=np.array([[s, 0.0, 50.0], [0.0, s, 50.0]], np.float32), track_id=1)
+    weight = _framing_weight(person, 1.0, 240, 240, 320)
+    assert weight == pytest.approx(0.5)
+    params = {**PersonAlphaConfig().runtime_params(), "zoom": False, "person_check": False, "object_cut": 0.0}
+    prob = PersonAlphaStage().people_probability(small, [person], 1.0, params.__getitem__)
+    assert prob[60:140, 60:140].mean() == pytest.approx(weight, abs=0.02)
+    assert prob[:40].max() < 0.05
