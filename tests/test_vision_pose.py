@@ -104,7 +104,7 @@ def test_person_record_shapes_and_units(carphone_frames):
     assert person.landmarks.shape == (33, 5) and person.landmarks.dtype == np.float32
     assert person.mask.shape == (256, 256) and person.mask.dtype == np.float32
     assert 0.0 <= person.mask.min() and person.mask.max() <= 1.0
-    assert person.crop_to_image.shape == (2, 3) and person.crop_to_image.dtype == np.float32
+    assert person.crop_to_image.shape == (2, 3) and person.crop_to_image.dtype == np.float64
     assert 0.5 <= person.score <= 1.0 and person.track_id == 1
     # the crop's centre maps to the region's centre; landmarks are inside the frame's neighbourhood
     centre = person.crop_to_image @ np.array([128.0, 128.0, 1.0])

@@ -296,7 +296,7 @@ class PersonAlphaStage(Pipeline):
             x0, y0, x1, y1 = max(0.0, x0 - mx), max(0.0, y0 - my), min(float(w), x1 + mx), min(float(h), y1 + my)
             if x1 - x0 >= 2 and y1 - y0 >= 2:
                 weight = _framing_weight(person, people_scale, min(h, w), h, w)
-                matrix = None if person.mask is None else person.crop_to_image.astype(np.float64) * to_work
+                matrix = None if person.mask is None else person.crop_to_image * to_work  # a new float64 array
                 boxes.append((person, (x0, y0, x1 - x0, y1 - y0), weight, matrix))
         check = bool(get("person_check"))
         if check:

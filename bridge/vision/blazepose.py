@@ -41,7 +41,7 @@ from bridge.vision.one_euro import LowPass, OneEuroFilter
 from bridge.vision.pose_detector import Detection, PoseDetector, alignment_roi
 from bridge.vision.pose_landmarks import MIN_PRESENCE, PoseLandmarker
 
-__all__ = ["Detection", "Person", "PoseTracker", "paste_masks", "person_box", "same_person", "search_tiles", "MAX_PEOPLE"]
+__all__ = ["Detection", "Person", "PoseTracker", "paste_masks", "same_person", "search_tiles", "MAX_PEOPLE"]
 
 #: Bounds of ``max_people``.
 MAX_PEOPLE = 8
@@ -72,7 +72,7 @@ class Person:
             radians (clockwise on the image).
         mask: (256, 256) float32 person probability in [0, 1] in crop pixels, or None when
             the tracker runs without segmentation; :attr:`crop_to_image` maps it to the image.
-        crop_to_image: (2, 3) float32 affine from crop pixels (0..256) to image pixels.
+        crop_to_image: (2, 3) float64 affine from crop pixels (0..256) to image pixels.
         track_id: stable per tracked person, counting from 1 for each tracker.
     """
 
@@ -101,7 +101,7 @@ def paste_masks(people: list[Person], height: int, width: int, out: np.ndarray |
             continue
         if scratch is None:
             scratch = np.empty((height, width), np.float32)
-        cv2.warpAffine(person.mask, person.crop_to_image.astype(np.float64), (width, height), dst=scratch,
+        cv2.warpAffine(person.mask, np.asarray(person.crop_to_image, np.float64), (width, height), dst=scratch,
                        flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
         np.maximum(out, scratch, out=out)
     return out
@@ -188,8 +188,7 @@ class PoseTracker:
         self.detector_runs = 0
         self._tracks: list[_Track] = []
         self._next_id = 1
-        self._frames_since_detect = redetect_interval  # the first search may be wide
-        self._time = 0.0
+        self._frames_since_detect = self.redetect_interval  # the first search may be wide
         self._last_time: float | None = None
 
     def reset(self) -> None:
@@ -250,7 +249,7 @@ class PoseTracker:
             raise ValueError(f"pose tracker needs (H, W, 3) uint8 RGB; got {rgb.shape} {rgb.dtype}")
         max_people = min(max(int(max_people), 1), MAX_PEOPLE)
         if timestamp is None:
-            timestamp = (self._last_time + DEFAULT_PERIOD_S) if self._last_time is not None else self._time
+            timestamp = (self._last_time + DEFAULT_PERIOD_S) if self._last_time is not None else 0.0
         self._last_time = float(timestamp)
         del self._tracks[max_people:]
 
@@ -281,8 +280,8 @@ class PoseTracker:
             next_roi = alignment_roi(aux[0, :2], aux[1, :2])
             if next_roi[2] <= 1.0 or any(same_person(next_roi, t.roi) for t in kept):
                 continue  # collapsed, or drifted onto a person already tracked
-            people.append(Person(landmarks, result.presence, track.roi, result.mask,
-                                 result.crop_to_image.astype(np.float32), track.track_id))
+            people.append(Person(landmarks, result.presence, track.roi, result.mask, result.crop_to_image,
+                                 track.track_id))
             track.roi = next_roi
             kept.append(track)
         self._tracks = kept
@@ -306,13 +305,3 @@ class PoseTracker:
             lm[:, 3] = track.visibility(landmarks[:, 3])
         ax[:, 3] = track.aux_visibility(aux[:, 3])
         return lm.astype(np.float32), ax.astype(np.float32)
-
-
-def person_box(person: Person, min_visibility: float = 0.0) -> tuple[float, float, float, float]:
-    """Axis-aligned bounds (xmin, ymin, xmax, ymax, pixels) of a person's landmarks above ``min_visibility``."""
-    lm = person.landmarks
-    pts = lm[lm[:, 3] >= min_visibility, :2] if min_visibility > 0 else lm[:, :2]
-    if len(pts) == 0:
-        pts = lm[:, :2]
-    return (float(pts[:, 0].min()), float(pts[:, 1].min()), float(pts[:, 0].max()), float(pts[:, 1].max()))
-

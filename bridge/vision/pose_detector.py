@@ -133,7 +133,7 @@ class PoseDetector:
         matrix, scale, ox, oy = letterbox_matrix(height, width, INPUT_SIZE)
         cv2.warpAffine(rgb, matrix, (INPUT_SIZE, INPUT_SIZE), dst=self._input, flags=cv2.INTER_LINEAR,
                        borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        np.multiply(self._input, 2.0 / 255.0, out=self._tensor[0], casting="unsafe")
+        np.multiply(self._input, np.float32(2.0 / 255.0), out=self._tensor[0], dtype=np.float32)
         self._tensor -= 1.0
         raw_boxes, raw_scores = self.model(self._tensor)
         return self.decode(raw_boxes[0], raw_scores[0, :, 0], scale, ox, oy)

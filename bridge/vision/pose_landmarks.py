@@ -152,7 +152,7 @@ class PoseLandmarker:
         image_to_crop = cv2.invertAffineTransform(crop_to_image)
         cv2.warpAffine(rgb, image_to_crop, (INPUT_SIZE, INPUT_SIZE), dst=self._crop, flags=cv2.INTER_LINEAR,
                        borderMode=cv2.BORDER_REPLICATE)
-        np.multiply(self._crop, 1.0 / 255.0, out=self._tensor[0], casting="unsafe")
+        np.multiply(self._crop, np.float32(1.0 / 255.0), out=self._tensor[0], dtype=np.float32)
         raw, flag, seg, heatmap, _world = self.model(self._tensor)
         presence = float(flag.reshape(-1)[0])  # already a probability (TensorsToFloatsCalculator, no activation)
         values = raw.reshape(NUM_MODEL_LANDMARKS, 5).astype(np.float64)
@@ -166,5 +166,5 @@ class PoseLandmarker:
         out[:, 3:] = _sigmoid(values[:, 3:])
         mask = None
         if self.segmentation:
-            mask = _sigmoid(seg[0, :, :, 0]).astype(np.float32)
+            mask = _sigmoid(seg[0, :, :, 0])  # float32 in, float32 out
         return LandmarkResult(presence, out[:NUM_LANDMARKS], out[AUX_LANDMARKS], mask, crop_to_image)

@@ -62,15 +62,6 @@ class SelfieSegmenter:
         self._matrix = np.zeros((2, 3), np.float64)
         self._buffers: dict[tuple[str, tuple[int, int]], np.ndarray] = {}
 
-    def close(self) -> None:
-        """Release the interpreter (the instance is unusable afterwards)."""
-        self._model = None  # type: ignore[assignment]
-
-    @property
-    def input_size(self) -> tuple[int, int]:
-        """The model's input (width, height) in pixels."""
-        return self.input_width, self.input_height
-
     def raw(self, rgb: np.ndarray, matrix: np.ndarray | None = None, border: int = cv2.BORDER_CONSTANT) -> np.ndarray:
         """The model's own output for an (H, W, 3) uint8 RGB image of any size.
 
@@ -181,14 +172,15 @@ class Window:
 
 
 def person_regions(mask: np.ndarray, min_area: float, level: float = 0.5) -> list[tuple[int, int, int, int]]:
-    """Bounding boxes (x, y, w, h, pixels) of the connected regions of ``mask > level``.
+    """Bounding boxes of the connected regions (8-connected) of ``mask > level``.
 
     Args:
         mask: (H, W) float32 person probability.
         min_area: smallest region kept, as a fraction of the frame's area.
+        level: the probability a region's pixels lie above.
 
     Returns:
-        The regions, largest first.
+        ``(x, y, w, h)`` in pixels per region, largest (most pixels) first.
     """
     binary = cv2.compare(mask, float(level), cv2.CMP_GT)
     count, _, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
@@ -217,6 +209,9 @@ def zoom_windows(regions: list[tuple[float, float, float, float]], height: int, 
         height, width: the frame size in pixels.
         scale: window side relative to the region (>= 1 leaves a margin around the person).
         max_fraction: largest window side as a fraction of ``max(height, width)``.
+
+    Returns:
+        The windows (:class:`Window`: centre and side in pixels), in the order of ``regions``.
     """
     limit = float(max_fraction) * max(height, width)
     windows = []

@@ -150,19 +150,17 @@ def weighted_nms(
     Returns:
         A list of ``(score, box (4,), keypoints (K, 2))``, highest score first.
     """
-    order = np.argsort(-scores, kind="stable")
-    remaining = order
+    remaining = np.argsort(-scores, kind="stable")
     out: list[tuple[float, np.ndarray, np.ndarray]] = []
     while remaining.size:
         top = remaining[0]
-        overlap = iou(boxes[top], boxes[remaining])
-        cluster = remaining[overlap > threshold]
-        if cluster.size == 0 or cluster[0] != top:  # a degenerate top box (zero area) stands alone
-            cluster = np.concatenate([[top], cluster[cluster != top]])
+        joins = iou(boxes[top], boxes[remaining]) > threshold
+        joins[0] = True  # the top box always leads its cluster (a degenerate, zero-area one alone)
+        cluster = remaining[joins]
         weights = scores[cluster].astype(np.float64)
         total = weights.sum()
         box = (boxes[cluster] * weights[:, None]).sum(axis=0) / total
         kps = (keypoints[cluster] * weights[:, None, None]).sum(axis=0) / total
         out.append((float(scores[top]), box.astype(np.float32), kps.astype(np.float32)))
-        remaining = remaining[~np.isin(remaining, cluster)]
+        remaining = remaining[~joins]
     return out
