@@ -132,6 +132,16 @@ def test_stream_batch_one_unet_call_per_frame_and_steps_minus_one_latency(turbo,
     assert torch.allclose(lagged_b, first_a, atol=1e-4)
 
 
+def test_daemon_path_gets_the_frame_as_uint8_rounded_like_the_chain(turbo, frames, turbo_first):
+    # keep_uint8 (the daemon's chain): the engine hands over uint8, made on the device; the
+    # bytes equal what the chain makes of the float frame (round(255 * x))
+    from bridge.frames import to_uint8_rgb
+
+    out = run(turbo, frames[:1], keep_uint8=True)
+    assert out.dtype == torch.uint8 and out.shape == turbo_first.shape
+    assert np.array_equal(out[0].numpy(), to_uint8_rgb(turbo_first[0] * 255.0))
+
+
 def test_sequential_mode_has_no_latency(models_root, frames):
     stage = AvatarStage(device="cpu", base_model="sd-turbo", steps=2, stream_batch=False, **TINY)
     calls = count_calls(stage.engine.unet)

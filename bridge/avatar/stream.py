@@ -599,9 +599,12 @@ class StreamEngine:
             x = x.clone()  # prepare() works in place: never on the caller's frame
         return x
 
-    def __call__(self, frame: torch.Tensor, control: torch.Tensor | None = None, fit: str = "crop") -> torch.Tensor:
+    def __call__(self, frame: torch.Tensor, control: torch.Tensor | None = None, fit: str = "crop",
+                 uint8: bool = False) -> torch.Tensor:
         """One frame in, one frame out, on the host: (1, h, w, 3) [0,255] (+ control (1, h, w, 3)
-        uint8 [0,255] or float [0,1]) -> (1, H, W, 3) float32 [0,1] on the CPU.
+        uint8 [0,255] or float [0,1]) -> (1, H, W, 3) float32 [0,1] on the CPU, or with ``uint8``
+        uint8 [0, 255] (``round(255 * x)``, as the chain rounds a float frame), converted on the
+        device so a quarter of the bytes cross to the host.
 
         On CUDA this is the whole frame with one host sync: the upload (pinned, async),
         the frame's kernels (or its CUDA graph) and the download (to a pinned tensor, async)
@@ -614,25 +617,27 @@ class StreamEngine:
             if self._filter_skip(_filter_view(frame), p):
                 return self._last_output  # type: ignore[return-value]
             image, cond = self.prepare(frame, fit), self.prepare_control(control, fit)
-            return self._process(image, cond, host=True)
-        return self.process(self.prepare(frame, fit), self.prepare_control(control, fit), host=True)
+            return self._process(image, cond, host=True, uint8=uint8)
+        return self.process(self.prepare(frame, fit), self.prepare_control(control, fit), host=True, uint8=uint8)
 
-    def process(self, image: torch.Tensor, control: torch.Tensor | None = None, host: bool = False) -> torch.Tensor:
+    def process(self, image: torch.Tensor, control: torch.Tensor | None = None, host: bool = False,
+                uint8: bool = False) -> torch.Tensor:
         """Prepared image (1, 3, H, W) in [-1, 1] and control (1, 3, H, W) in [0, 1] or None
         -> output (1, H, W, 3) float32 in [0, 1]: on the device (no host sync), or on the host
         with ``host`` (one sync). A new tensor for each processed frame, the previous output
-        again for a frame the similarity filter skips (``skipped``)."""
+        again for a frame the similarity filter skips (``skipped``). ``uint8``: (1, H, W, 3) uint8
+        [0, 255] instead (see :meth:`__call__`)."""
         p = self._params
         assert p is not None
         if p.similarity_filter and self._filter_skip(image, p):
             return self._last_output  # type: ignore[return-value]
-        return self._process(image, control, host)
+        return self._process(image, control, host, uint8)
 
     def _filter_skip(self, view: torch.Tensor, p: StreamParams) -> bool:
         self.skipped = bool(self.filter.skip(view, p.similarity_threshold, p.similarity_max_skip) and self._last_output is not None)
         return self.skipped
 
-    def _process(self, image: torch.Tensor, control: torch.Tensor | None, host: bool) -> torch.Tensor:
+    def _process(self, image: torch.Tensor, control: torch.Tensor | None, host: bool, uint8: bool = False) -> torch.Tensor:
         self.skipped = False
         self._events.clear()
         for key in self._cpu_ms:
@@ -656,9 +661,11 @@ class StreamEngine:
             with frame_timer:  # the whole frame on the device, graph or not
                 for _ in range(calls):
                     out = self._run(image, control)
+            if uint8:  # a new tensor, on the device
+                out = out.mul(255.0).clamp_(0.0, 255.0).round_().to(torch.uint8)
             if host and self.cuda:
                 out = self._download(out)
-            elif self._graph is not None:
+            elif self._graph is not None and not uint8:
                 out = out.clone()  # the graph's output is overwritten by the next replay
         self._last_output = out
         return out

@@ -7,7 +7,7 @@ images of the avatar steer the IP-Adapter. The engine is :mod:`bridge.avatar.str
 models, families and their checks are :mod:`bridge.avatar.models`.
 
 Output: ``{"video": (1, H, W, 3) float32 in [0, 1]}`` on the CPU at the stage's ``width`` x
-``height``; the alpha stage after it mattes this generated frame (``alpha_source: output``).
+``height`` (uint8 [0, 255] when called with ``keep_uint8``, the daemon's path); the alpha stage after it mattes this generated frame (``alpha_source: output``).
 On CUDA the engine works on its own CUDA stream (uint8 frames up through pinned buffers,
 asynchronous copies, conversion on the GPU) and waits once per frame, for its download;
 with ``acceleration: auto`` (the default) the whole frame is one CUDA graph, captured at
@@ -306,7 +306,8 @@ class AvatarStage(Pipeline):
     Inputs (kwargs): ``source_video`` (camera, list of (1,H,W,3) [0,255]; falls back to
     ``video``) as the img2img init image; ``control_video`` (pose skeleton, THWC [0,1] or
     a list in [0,255]; falls back to ``video``) for the ControlNet; runtime parameters.
-    Output: ``{"video": (1, height, width, 3) float32 in [0, 1]}`` on the CPU.
+    Output: ``{"video": (1, height, width, 3) float32 in [0, 1]}`` on the CPU; with
+    ``keep_uint8=True`` (the daemon's chain) uint8 in [0, 255], converted on the device.
 
     Raises:
         ModelMissingError: at construction, a model is not downloaded (names the fix).
@@ -341,7 +342,9 @@ class AvatarStage(Pipeline):
         control = control_frame(kwargs.get("control_video"), kwargs.get("video"))
         fit = kwargs.get("fit", "crop")
         self._apply(kwargs)
-        return {"video": self.engine(source[-1], control, fit)}
+        # the daemon's uint8 path: the frame is made uint8 on the device (a quarter of the bytes
+        # cross to the host, no float image on the CPU); Scope's float contract otherwise
+        return {"video": self.engine(source[-1], control, fit, uint8=bool(kwargs.get("keep_uint8", False)))}
 
     def _apply(self, kwargs: dict[str, Any]) -> None:
         """Runtime parameters -> engine (only changes cost anything). Raises a bad reference path once."""
