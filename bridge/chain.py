@@ -344,7 +344,7 @@ class Chain:
 
     def begin(self, frame: Frame, seq: int = 0) -> Job:
         """A :class:`Job` for ``frame`` ((H, W, 3) uint8), bypassed if the chain is bypassed now."""
-        return Job(frame, torch.from_numpy(frame.image)[None], seq, bypass=self.bypass or not self.slots)
+        return Job(frame, torch.from_numpy(frame.image)[None], seq, bypass=self.bypass or not self.slots, chain=self)
 
     def run_stage(self, index: int, job: Job) -> None:
         """Run stage ``index`` on ``job`` (in place). Thread-safe across stages; a stage
@@ -430,6 +430,8 @@ class Job:
         alpha: the last matte a stage returned, (T, H, W, 1) uint8 or float32 [0, 1].
         extras: other outputs of earlier stages, given to later ones (e.g. ``control_video``).
         failed: a stage raised on this frame: it goes out as the input with opaque alpha.
+        chain: the :class:`Chain` the frame entered (a preset switched while it is on the
+            line does not change the stages it goes through).
     """
 
     frame: Frame
@@ -440,6 +442,7 @@ class Job:
     alpha: torch.Tensor | None = None
     extras: dict[str, Any] = field(default_factory=dict)
     failed: bool = False
+    chain: Any = field(default=None, repr=False)
 
 
 def stage_input(video: torch.Tensor) -> torch.Tensor:

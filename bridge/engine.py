@@ -179,6 +179,7 @@ class _Station:
         self.ended = False
         self.alive = workers
         self.alive_lock = threading.Lock()
+        self.serial = threading.Lock()  # for a stage that allows fewer workers than the station has
 
 
 @dataclass
@@ -412,8 +413,9 @@ class Engine:
                 if station.index is None:  # the whole chain on this thread
                     station.output.deliver(job.seq, (job, self.chain.process(job.frame)))
                     continue
-                self.chain.run_stage(station.index, job)
-                station.output.deliver(job.seq, (job, self.chain.finish(job)) if station.last else job)
+                chain = job.chain or self.chain
+                self._run_stages(station, chain, job)
+                station.output.deliver(job.seq, (job, chain.finish(job)) if station.last else job)
         finally:
             with station.alive_lock:
                 station.alive -= 1
@@ -425,6 +427,25 @@ class Engine:
                     station.next.inbox.put(_EOS)  # type: ignore[union-attr]
                 else:
                     self._out.put(_EOS)
+
+    @staticmethod
+    def _run_stages(station: _Station, chain: Chain, job: Any) -> None:
+        """The stage(s) of ``job``'s own chain at ``station``'s place on the line.
+
+        The line is laid out for the chain the engine started with; a preset switched while
+        it runs (:attr:`chain` replaced) may have more or fewer stages. A station runs the
+        stage at its index, the last station also every stage after it, and a station past
+        the chain's end passes the job on. A stage that allows fewer workers than the
+        station has (``Chain.workers``) runs one frame at a time.
+        """
+        assert station.index is not None
+        stop = len(chain.slots) if station.last else min(station.index + 1, len(chain.slots))
+        for index in range(station.index, stop):
+            if chain.workers(index) < station.workers:
+                with station.serial:
+                    chain.run_stage(index, job)
+            else:
+                chain.run_stage(index, job)
 
     def _wait_for_room(self, station: _Station) -> bool:
         """Wait for a free place in the next station's inbox (False: a fatal error stopped the engine)."""
@@ -475,7 +496,7 @@ class Engine:
         """The last station's results, in frame order: book them and hand them to the sink."""
         job, frame = item
         if not isinstance(job, _Whole):
-            self.chain.account(job)
+            (job.chain or self.chain).account(job)
         self._out.put(frame)
 
     def _sink_loop(self) -> None:

@@ -262,6 +262,54 @@ def test_a_background_reload_swaps_the_stage_between_frames_without_losing_any()
     assert events.index("loading") < events.index("loaded")
 
 
+def test_a_preset_switched_on_a_running_line_runs_all_its_stages_whatever_their_number():
+    # the line is laid out for the first chain (a stateless stage on 2 workers, then one
+    # more stage); a switch to 3 stages, then to 1, lands between frames: every frame goes
+    # through every stage of the chain it entered, in order, none twice, and a stage that
+    # allows one worker never runs two frames at once on the 2-worker station
+    busy, most = [0], [0]
+    lock = threading.Lock()
+
+    def enter(number):
+        with lock:
+            busy[0] += 1
+            most[0] = max(most[0], busy[0])
+
+    def leave(number):
+        with lock:
+            busy[0] -= 1
+
+    first = line(("s0", StandIn(StatelessConfig), {"delay_s": 0.002}), ("s1", StandIn(), {}))
+    three = [StandIn(hook=enter, post=leave), StandIn(), StandIn()]
+    bigger = line(("b0", three[0], {"delay_s": 0.002, "offset": 0.2}), ("b1", three[1], {}), ("b2", three[2], {}))
+    one = StandIn()
+    smaller = line(("c0", one, {"offset": 0.4}))
+    engine: dict[str, Engine] = {}
+
+    def switch(chain):
+        chain.on_event = engine["e"].chain.on_event  # what the OSC controls do (bridge.osc.controls)
+        engine["e"].chain = chain
+
+    sink = HookSink({20: lambda: switch(bigger), 60: lambda: switch(smaller)})
+    engine["e"] = Engine(ArraySource(numbered_images(120)), first, sink)
+    stats = engine["e"].run()
+    assert stats.frames_out == 120 and [f.index for f in sink.frames] == list(range(120))
+    assert stats.last_error is None
+    through_b = set(three[0].numbers())
+    assert through_b and set(three[1].numbers()) == through_b == set(three[2].numbers())
+    assert all(len(stage.numbers()) == len(set(stage.numbers())) for stage in three + [one])
+    for f in sink.frames:
+        value = int(f.image[0, 0, 0])
+        if f.index in through_b:
+            assert value == f.index + 51, f.index
+        elif f.index in one.numbers():
+            assert value == f.index + 102, f.index
+        else:
+            assert value == f.index and f.index <= 30, f.index  # the first chain, before the switch
+    assert max(through_b) < min(one.numbers()) and len(one.numbers()) >= 50
+    assert most[0] == 1, "a one-worker stage ran two frames at once"
+
+
 class TimedSink(ListSink):
     def __init__(self):
         super().__init__()

@@ -263,8 +263,9 @@ class Controls:
         self.replies.ack(address, preset.name)
 
     def _swap(self, new: Chain, preset: Preset) -> None:
-        # the engine's stage thread reads engine.chain once per frame: the swap lands
-        # between two frames.
+        # the engine's first station reads engine.chain for each new frame, and every frame
+        # goes through the stages of the chain it entered (Engine._run_stages), however many:
+        # the swap lands between two frames.
         self.engine.chain = new
         self.engine.preset = preset
         log.info("preset %s applied", preset.name)
