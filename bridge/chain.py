@@ -388,7 +388,7 @@ class Chain:
         the last stage's output (see :func:`to_rgba`), or the input with opaque alpha for a
         bypassed or failed job."""
         if job.bypass or job.failed or job.video is None:
-            return _with_image(job.frame, _rgba_opaque(job.frame.image))
+            return _with_image(job.frame, compose_rgba(job.frame.image[..., :3]))
         return _with_image(job.frame, to_rgba(job.video[-1], None if job.alpha is None else job.alpha[-1]))
 
     def account(self, job: Job) -> None:
@@ -497,14 +497,6 @@ def _plane_to_uint8(values: torch.Tensor) -> np.ndarray:
     values = values.detach()
     array = values.numpy() if values.dtype == torch.float32 else values.float().numpy()
     return cv2.convertScaleAbs(np.ascontiguousarray(array), alpha=255.0)
-
-
-def _rgba_opaque(rgb: np.ndarray) -> np.ndarray:
-    """(H, W, 3+) uint8 RGB -> a new (H, W, 4) uint8 RGBA array with alpha 255."""
-    h, w = rgb.shape[:2]
-    rgba = np.empty((h, w, 4), np.uint8)
-    cv2.cvtColor(np.ascontiguousarray(rgb[..., :3]), cv2.COLOR_RGB2RGBA, dst=rgba)
-    return rgba
 
 
 def _with_image(frame: Frame, image: np.ndarray) -> Frame:

@@ -103,7 +103,7 @@ def test_uri_forms():
     assert open_source("camera:rtsp://192.168.1.20/stream").device == "rtsp://192.168.1.20/stream"
     with pytest.raises(ConfigError, match="camera:0"):
         open_source("camera:-1")
-    for bad in ("abc", "video0", "./clip.mp4", "1.5"):  # neither an index nor a device path nor a URL
+    for bad in ("abc", "video0", "./clip.mp4", "1.5", "--1", "²"):  # neither an index nor a device path nor a URL
         with pytest.raises(ConfigError, match="neither a camera index"):
             open_source(f"camera:{bad}")
 

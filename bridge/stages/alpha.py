@@ -24,7 +24,7 @@ import torch
 from pydantic import Field
 
 from bridge import matte
-from bridge.frames import to_uint8_rgb
+from bridge.frames import compose_rgba, to_uint8_rgb
 from bridge.errors import ModelMissingError
 from bridge.stages.base import BasePipelineConfig, Pipeline, UsageType, stack_video, uint8_video, ui_field_config
 from bridge.stages.registry import register
@@ -509,10 +509,7 @@ class PersonAlphaStage(Pipeline):
                 rgb = to_uint8_rgb(video[i][0])
             plane = alpha8[i, ..., 0]
             cv2.convertScaleAbs(matte_buf, dst=plane, alpha=255.0)
-            cv2.cvtColor(rgb, cv2.COLOR_RGB2RGBA, dst=rgba[i])
-            cv2.insertChannel(plane, rgba[i], 3)
-            if premultiplied:
-                cv2.cvtColor(rgba[i], cv2.COLOR_RGBA2mRGBA, dst=rgba[i])
+            compose_rgba(rgb, plane, premultiplied, out=rgba[i])
         return {"video": torch.from_numpy(rgba), "alpha": torch.from_numpy(alpha8)}
 
 

@@ -64,7 +64,7 @@ class CameraSource(Source):
                 absolute device path, nor a URL (``camera:abc``).
         """
         target = target.strip()
-        if target.lstrip("-").isdigit():
+        if re.fullmatch(r"-?[0-9]+", target):  # ASCII digits only ("²".isdigit() is True)
             index = int(target)
             if index < 0:
                 raise ConfigError(f"camera index must be 0 or more, not {index}: camera:0 is the first camera")
