@@ -155,6 +155,9 @@ def test_plan_files_takes_configs_and_safetensors_only():
         plan_files("controlnet", ["config.json", "diffusion_pytorch_model.bin"])
     assert plan_files("ip-adapter", [], REGISTRY["ip-adapter-sd15"]) == [
         "models/ip-adapter_sd15.safetensors", "models/image_encoder/config.json", "models/image_encoder/model.safetensors"]
+    # an IP-Adapter repo with no registry entry: refused with the fix, not an empty download
+    with pytest.raises(ModelMissingError, match="not a known IP-Adapter layout.*ip-adapter-sd15"):
+        plan_files("ip-adapter", ["models/some_adapter.safetensors", "models/image_encoder/config.json"])
 
 
 def test_doctor_reports_which_avatar_presets_are_ready(root, presets, monkeypatch, tmp_path):

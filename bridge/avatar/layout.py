@@ -185,6 +185,10 @@ def plan(kind: str, repo_files: list[str], spec: Any = None, prefer_fp16: bool =
         files = [f for f in repo_files if f.endswith(".safetensors") and "/" not in f]
         if not files:
             raise ModelMissingError(f"{repo if spec else 'the LoRA repo'} has no .safetensors file")
+    if kind == "ip-adapter" and not files:
+        # no registry entry: which weight file and image encoder it holds is not known
+        raise ModelMissingError(f"{repo if spec else 'this repo'}: not a known IP-Adapter layout; fetch ip-adapter-sd15 or "
+                                "ip-adapter-sdxl (avatar-bridge models list), or copy the weights into the models folder")
     return files
 
 
