@@ -214,3 +214,21 @@ def test_fp16_full_vae_is_upcast_as_its_config_says(root, force_upcast):
     assert out.dtype == torch.float32 and out.shape == (1, SIZE, SIZE, 3)
     assert bool(torch.isfinite(out).all()) == force_upcast
     assert vae.dtype == (torch.float32 if force_upcast else torch.float16)
+
+
+def test_a_compiler_that_fails_at_warm_up_leaves_the_engine_streaming_eagerly(root, caplog):
+    # inductor / Triton missing or broken on a user's machine: one warning line, no acceleration,
+    # the same frames as an engine built without it
+    def broken_backend(gm, example_inputs):
+        raise RuntimeError("Triton is not installed\n(long compiler log)")
+
+    engine = counting_engine(root, "sd-turbo", backend=broken_backend)
+    with caplog.at_level("WARNING", logger="bridge.avatar.stream"):
+        engine.warmup()
+    assert engine.acceleration == "none"
+    assert any("torch.compile failed (" in r.getMessage() and "\n" not in r.getMessage() for r in caplog.records)
+    plain = counting_engine(root, "sd-turbo")
+    for e in (engine, plain):
+        e.update(StreamParams())
+    inputs, control = frames(), pose_image()
+    torch.testing.assert_close(engine(inputs[0], control), plain(inputs[0], control))

@@ -523,19 +523,31 @@ class StreamEngine:
         control = zeros if self.controlnet is not None else None
         with torch.no_grad(), self._on_stream():
             if self.acceleration == "cuda-graphs":
-                try:
-                    self._capture()
-                except RuntimeError as exc:  # an op the capture cannot take: keep streaming, eagerly
-                    log.warning("avatar: CUDA graph capture failed (%s); running without acceleration", str(exc).splitlines()[0])
-                    self.acceleration, self._graph, self._graph_out = "none", None, None
+                self._capture_or_eager()
             else:
-                for _ in range(self.steps + 1):  # priming calls, then a steady frame
-                    self._run(zeros, control)
+                try:
+                    for _ in range(self.steps + 1):  # priming calls, then a steady frame
+                        self._run(zeros, control)
+                except Exception as exc:  # noqa: BLE001 - a compiler failure (inductor, Triton): stream eagerly
+                    self._give_up_acceleration("torch.compile", exc)
         if self.stream is not None:
             self.stream.synchronize()
         self._warm = True
         self.reset()
         log.info("avatar: %s warm-up took %.1f s", self.acceleration, time.perf_counter() - t0)
+
+    def _give_up_acceleration(self, what: str, exc: BaseException) -> None:
+        """Keep streaming without acceleration after ``what`` failed (one warning line)."""
+        first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
+        log.warning("avatar: %s failed (%s); running without acceleration", what, first)
+        self.acceleration, self._graph, self._graph_out, self._frame_fn = "none", None, None, self._frame
+
+    def _capture_or_eager(self) -> None:
+        """:meth:`_capture`, or on failure (an op the capture cannot take) no acceleration from then on."""
+        try:
+            self._capture()
+        except RuntimeError as exc:
+            self._give_up_acceleration("CUDA graph capture", exc)
 
     def _capture(self) -> None:
         """Capture :meth:`_frame` (encode, ControlNet, UNet, step, decode) as one CUDA graph."""
@@ -649,7 +661,7 @@ class StreamEngine:
                 self._cn_scale.fill_(self._control_scale if has_control else 0.0)
         with torch.no_grad(), self._on_stream():  # (not inference_mode: later stages may modify the output)
             if self.acceleration == "cuda-graphs" and self._graph is None:
-                self._capture()  # only when the reference-image count changed after warm-up
+                self._capture_or_eager()  # only when the reference-image count changed after warm-up
                 self._primed = False
             if not self._primed:
                 self._prime()
