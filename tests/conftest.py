@@ -19,10 +19,9 @@ def carphone() -> Path:
 @pytest.fixture(scope="session")
 def carphone_frames(carphone: Path) -> list[np.ndarray]:
     """All 120 carphone frames as (144, 176, 3) uint8 RGB."""
-    import av
+    from bridge.samples import read_clip
 
-    with av.open(str(carphone)) as container:
-        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    return read_clip("carphone")
 
 
 @pytest.fixture(scope="session")

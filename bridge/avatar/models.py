@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bridge.avatar.layout import missing, weight_names
 from bridge.errors import ConfigError, ModelMissingError
 
 log = logging.getLogger("bridge.avatar.models")
@@ -131,7 +132,7 @@ _REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
 def _weights(folder: Path, stem: str) -> Path | None:
     """``folder/stem.safetensors`` or its fp16 variant, whichever exists (plain first)."""
-    for name in (f"{stem}.safetensors", f"{stem}.fp16.safetensors"):
+    for name in weight_names(stem):
         if (folder / name).is_file():
             return folder / name
     return None
@@ -143,8 +144,6 @@ def missing_files(path: Path, kind: str, spec: ModelSpec | None = None) -> list[
     Reads the one table of model files (:data:`bridge.avatar.layout.LAYOUT`): an SDXL base
     also needs ``text_encoder_2`` and ``tokenizer_2``.
     """
-    from bridge.avatar.layout import missing
-
     return missing(path, kind, spec)
 
 

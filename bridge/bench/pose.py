@@ -31,15 +31,13 @@ def measure(sizes: list[tuple[int, int]], frames: int, warmup: int = 5, backend:
     blazepose ``detector_runs`` (over warm-up and timed frames) and ``model_median_ms``
     (the landmark model alone, LiteRT invoke on a 256x256 crop, same threads).
     """
-    import av
     import numpy as np
 
-    from bridge.samples import fetch_sample
+    from bridge.samples import read_clip
     from bridge.stages.pose import draw_skeleton
     from bridge.stages import get_stage
 
-    with av.open(str(fetch_sample("carphone", quiet=True))) as container:
-        clip = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    clip = read_clip("carphone")
     results = []
     for width, height in sizes:
         stage = get_stage("pose")(backend=backend, threads=threads)
