@@ -623,7 +623,7 @@ def _landmark_bounds(person: Any) -> tuple[float, float, float, float]:
 
 
 def _distinct(windows: list[Window], overlap: float = 0.7) -> list[Window]:
-    """``windows`` without those that mostly repeat an earlier one (intersection over the smaller > ``overlap``)."""
+    """``windows`` without those that mostly repeat an earlier one (intersection over the larger > ``overlap``: a window inside a larger one is kept, it shows the model one person of the larger one's several)."""
     kept: list[Window] = []
     for win in windows:
         r = win.side / 2
@@ -632,7 +632,7 @@ def _distinct(windows: list[Window], overlap: float = 0.7) -> list[Window]:
             q = k.side / 2
             ix = max(0.0, min(win.cx + r, k.cx + q) - max(win.cx - r, k.cx - q))
             iy = max(0.0, min(win.cy + r, k.cy + q) - max(win.cy - r, k.cy - q))
-            if ix * iy > overlap * min(win.side, k.side) ** 2:
+            if ix * iy > overlap * max(win.side, k.side) ** 2:
                 dup = True
                 break
         if not dup:

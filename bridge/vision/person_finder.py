@@ -341,9 +341,7 @@ class PersonFinder:
         if float(result.presence) < CHECK_PRESENCE:
             return None
         lm = result.landmarks
-        pts = lm[lm[:, 4] >= 0.5, :2] if lm.shape[1] > 4 else lm[:, :2]
-        if len(pts) < 2:
-            pts = lm[:, :2]
+        pts = lm[:, :2]  # all 33: a person cut by the frame edge reaches out of it
         x0, y0 = pts.min(axis=0)
         x1, y1 = pts.max(axis=0)
         mx, my = LANDMARK_MARGIN * (x1 - x0), LANDMARK_MARGIN * (y1 - y0)
