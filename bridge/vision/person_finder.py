@@ -290,19 +290,22 @@ class PersonFinder:
 
         OpenCV's MOG2 background subtractor (Zivkovic, "Improved adaptive Gaussian mixture
         model for background subtraction", ICPR 2004), history :data:`MOTION_HISTORY`
-        frames, without shadows, on the working luma (grey works as well as colour); the
-        mask is opened with a 3x3 square to drop single-pixel noise."""
+        frames, without shadows, on the working luma at half size (grey works as well as
+        colour; 0.26 ms a frame at 160x120 against 1.0 ms at 320x240 here); the mask is
+        opened with a 3x3 square to drop single-pixel noise."""
         if self._motion is None:
             self._motion = cv2.createBackgroundSubtractorMOG2(history=MOTION_HISTORY, detectShadows=False)
             self._motion_frames = 0
-        mask = self._motion.apply(luma)
+        h, w = luma.shape
+        half = cv2.resize(luma, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA)
+        mask = self._motion.apply(half)
         self._motion_frames += 1
         if self._motion_frames < MOTION_WARMUP:
             return None
         mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, _SQUARE3)
         if cv2.countNonZero(mask) > MOTION_MAX * mask.size:
             return None
-        return mask.astype(np.float32) * np.float32(1.0 / 255.0)
+        return cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST).astype(np.float32) * np.float32(1.0 / 255.0)
 
     def _regions(self, mask: np.ndarray, min_person: float, unexplained: bool = False,
                  seen: np.ndarray | None = None) -> list[Box]:
