@@ -95,8 +95,6 @@ def test_preset_that_needs_a_load_swaps_without_a_gap_or_not_at_all(daemon, monk
     monkeypatch.setattr(alpha_module, "load_selfie_segmenter", broken)
     t = daemon.send("/bridge/preset", "general")
     assert daemon.state("loading", t)
-    t_busy = daemon.send("/bridge/preset", "soft")
-    assert "already running" in _error(daemon, "already running", t_busy)
     daemon.wait_frames(5, timeout=60.0)  # while the load is held: the stream did not wait for it
     finish_broken.set()
     message = _error(daemon, "failed to load", t)
@@ -117,6 +115,34 @@ def test_preset_that_needs_a_load_swaps_without_a_gap_or_not_at_all(daemon, monk
     daemon.wait_frames(5)
     slot = daemon.engine.chain.slot("alpha")
     assert daemon.engine.chain is not chain and slot.config.model == "general" and slot.config.threshold == 0.8
+
+
+def test_switches_sent_during_a_load_coalesce_and_the_last_one_wins(daemon, monkeypatch):
+    working = alpha_module.load_selfie_segmenter
+    release, started = threading.Event(), threading.Event()
+
+    def slow(*args, **kwargs):
+        started.set()
+        assert release.wait(60.0)
+        return working(*args, **kwargs)
+
+    monkeypatch.setattr(alpha_module, "load_selfie_segmenter", slow)
+    t = daemon.send("/bridge/preset", "general")  # a load, held
+    assert daemon.state("loading", t) and started.wait(30.0)
+    for name in ("soft", "plain", "base"):  # overtaken, overtaken, the last one
+        daemon.send("/bridge/preset", name)
+    daemon.wait_frames(5, timeout=60.0)  # the stream goes on while the load is held
+    release.set()
+    assert daemon.listener.wait_message_with("/bridge/ack/preset", ["base"], t, 60.0)
+    assert "'general' dropped after it loaded: overtaken by 'base'" in _error(daemon, "'general' dropped", t)
+    for name, by in (("soft", "plain"), ("plain", "base")):
+        assert f"overtaken by {by!r}" in _error(daemon, f"{name!r} dropped before it loaded", t)
+    assert not [m for m in daemon.listener.of("/bridge/ack/preset") if m[0] >= t and m[2] != ["base"]], "only the last switch applies"
+    assert daemon.state("live", t, timeout=60.0)
+    assert daemon.service.controls.coalesced == 3
+    daemon.wait_frames(3)
+    assert [type(s.stage) for s in daemon.engine.chain.slots] == [PersonAlphaStage]
+    assert daemon.engine.chain.slot("alpha").config.model == "landscape", "the overtaken 'general' build was not applied"
 
 
 def test_preset_with_other_stages_rebuilds_the_chain(daemon):

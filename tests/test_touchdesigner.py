@@ -540,7 +540,7 @@ def _daemon_replies() -> list[str]:
     sock.bind(("127.0.0.1", 0))
     sock.settimeout(30.0)
     stats = types.SimpleNamespace(state="live", fps=30.0, latency_ms=40.0, dropped=0, last_error="boom")
-    sender = StatusSender("127.0.0.1", sock.getsockname()[1], lambda: stats, lambda: {"malformed": 0, "ignored": 0})
+    sender = StatusSender("127.0.0.1", sock.getsockname()[1], lambda: stats, lambda: {"malformed": 0, "ignored": 0, "coalesced": 0})
     try:
         sender.send_status()
         sender.ack("/bridge/alpha/threshold", 0.5)

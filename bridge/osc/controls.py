@@ -110,8 +110,11 @@ class Controls:
         self.replies = replies
         self.applied = 0
         self.refused = 0
-        self._switch_lock = threading.Lock()
-        self._switching: str | None = None
+        self.coalesced = 0  # preset switches dropped because a newer one overtook them
+        self._switch_lock = threading.Condition()
+        self._switching: str | None = None  # the preset being built, or waiting to be
+        self._pending: tuple[str, Preset] | None = None  # the newest switch not yet being built
+        self._builder: threading.Thread | None = None
 
     # ------------------------------------------------------------- routing
     def routes(self) -> dict[str, Any]:
@@ -224,11 +227,11 @@ class Controls:
             name = as_string(args[0])
             preset = load_preset(name)  # checks the name (no paths), safe YAML, every field
             with self._switch_lock:
-                if self._switching or self.engine.chain.loading:
-                    raise Busy("a load is already running; send it again when state is live")
-                background = needs_build(self.engine, preset)
+                if self.engine.chain.loading and not self._switching:
+                    raise Busy("a reload is running; send it again when state is live")
+                background = bool(self._switching) or needs_build(self.engine, preset)
                 if background:
-                    self._switching = name
+                    self._queue(address, preset)
             if not background:
                 self._swap(switch_preset(self.engine, preset), preset)
                 self._accepted(stale)
@@ -241,8 +244,44 @@ class Controls:
             log.exception("OSC %s failed", address)
             self._refuse(address, f"internal error: {exc}")
             return
-        self.engine.chain.on_event("loading", f"preset {name}")
-        threading.Thread(target=self._load_preset, args=(address, preset), name=f"preset-{name}", daemon=True).start()
+
+    def _queue(self, address: str, preset: Preset) -> None:
+        """Make ``preset`` the next switch to build (caller holds ``_switch_lock``).
+
+        Latest wins: a switch still waiting is dropped (counted in :attr:`coalesced`, one
+        ``/bridge/error`` line says which preset overtook it), so however fast switches
+        come, at most one build runs and one waits, and the builds run one after another
+        on one long-lived thread (:meth:`_build_loop`) instead of a new thread per switch.
+        """
+        if self._pending is not None:
+            old_address, old = self._pending
+            self.coalesced += 1
+            self.replies.error(old_address, f"preset {old.name!r} dropped before it loaded: overtaken by {preset.name!r}")
+        self._pending = (address, preset)
+        if not self._switching:
+            self._switching = preset.name
+            self.engine.chain.on_event("loading", f"preset {preset.name}")
+        if self._builder is None:
+            self._builder = threading.Thread(target=self._build_loop, name="preset-builder", daemon=True)
+            self._builder.start()
+        self._switch_lock.notify()
+
+    def _build_loop(self) -> None:
+        """The builder thread (one for the daemon's life): build the newest queued switch and
+        apply it unless a newer one arrived meanwhile (then it is dropped and the newer one
+        is built); idle while none waits."""
+        while True:
+            with self._switch_lock:
+                while self._pending is None:
+                    self._switching = None
+                    self._switch_lock.wait()
+                address, preset = self._pending
+                self._pending = None
+                self._switching = preset.name
+            try:
+                self._load_preset(address, preset)
+            except Exception:  # a bug must cost this switch, not every later one
+                log.exception("preset %s: build failed", preset.name)
 
     def _load_preset(self, address: str, preset: Preset) -> None:
         chain = self.engine.chain
@@ -251,16 +290,28 @@ class Controls:
         except Exception as exc:
             message = f"preset {preset.name!r} failed to load, kept the running one: {exc}"
             log.error(message)
-            self._switching = None
             self.refused += 1
             self.replies.error(address, message)
             chain.on_event("error", message)
             return
-        self._swap(new, preset)
-        self._switching = None
+        with self._switch_lock:
+            overtaken = self._pending is not None
+            if overtaken:
+                self.coalesced += 1
+            else:
+                self._swap(new, preset)
+        if overtaken:
+            # built, but a newer switch came before it could be applied: drop it
+            self.replies.error(address, f"preset {preset.name!r} dropped after it loaded: overtaken by {self._pending_name()!r}")
+            del new
+            return
         new.on_event("loaded", f"preset {preset.name}")
         self.applied += 1
         self.replies.ack(address, preset.name)
+
+    def _pending_name(self) -> str | None:
+        pending = self._pending
+        return None if pending is None else pending[1].name
 
     def _swap(self, new: Chain, preset: Preset) -> None:
         # the engine's first station reads engine.chain for each new frame, and every frame

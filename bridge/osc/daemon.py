@@ -86,7 +86,7 @@ class OSCService:
 
     def _counters(self) -> dict[str, int]:
         counters = self.server.counters
-        return {"malformed": counters.malformed, "ignored": counters.ignored}
+        return {"malformed": counters.malformed, "ignored": counters.ignored, "coalesced": self.controls.coalesced}
 
     @property
     def port(self) -> int:

@@ -38,7 +38,7 @@ CONTROLS: list[dict[str, Any]] = [
 #: than acknowledgements; the TouchDesigner project listens only for these.
 STATUS_ADDRESSES: list[str] = [
     f"{PREFIX}/status/{name}"
-    for name in ("heartbeat", "state", "fps", "latency_ms", "dropped", "error", "malformed", "ignored")
+    for name in ("heartbeat", "state", "fps", "latency_ms", "dropped", "error", "malformed", "ignored", "coalesced")
 ] + [f"{PREFIX}/error", f"{PREFIX}/pong"]
 #: Acknowledgements: ``ACK_PREFIX + <address without /bridge/> <applied value>``.
 ACK_PREFIX = f"{PREFIX}/ack/"

@@ -14,7 +14,8 @@ Everything goes to one reply address (``--osc-reply HOST:PORT``, default
   ``/bridge/status/latency_ms f``, ``/bridge/status/dropped i``,
   ``/bridge/status/error s`` (the last error, "" when none), and the OSC server's own
   counters ``/bridge/status/malformed i`` (undecodable datagrams dropped) and
-  ``/bridge/status/ignored i`` (datagrams from addresses not allowed).
+  ``/bridge/status/ignored i`` (datagrams from addresses not allowed), and
+  ``/bridge/status/coalesced i`` (preset switches dropped because a newer one overtook them).
 
 Sending never raises: a reply that cannot be sent (no network, full buffer) is
 counted in :attr:`StatusSender.send_failures` and the daemon goes on.
