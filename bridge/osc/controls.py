@@ -95,6 +95,35 @@ def needs_build(engine: Any, preset: Preset) -> bool:
     return False
 
 
+def release_freed_memory() -> None:
+    """Hand memory that replaced stages freed back to the system (glibc's ``malloc_trim(0)``;
+    a no-op elsewhere).
+
+    Stages hold native buffers (LiteRT interpreters, their XNNPACK workspaces) that the
+    engine's threads touch; once a stage is dropped they are freed, but glibc keeps the
+    freed pages in its per-thread arenas. Measured with a flood of 400 switches among four
+    presets of different stage lists (``tests/test_osc_flood.py``): no stage or chain stayed
+    alive, yet resident memory grew by 526 MB a round without the trim.
+    """
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            import ctypes
+            import ctypes.util
+
+            _malloc_trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+        except (OSError, AttributeError):  # not glibc (macOS, Windows, musl)
+            _malloc_trim = False
+    if _malloc_trim:
+        import gc
+
+        gc.collect()
+        _malloc_trim(0)
+
+
+_malloc_trim: Any = None
+
+
 class Controls:
     """OSC handlers bound to one engine; each sends exactly one reply per message.
 
@@ -282,6 +311,7 @@ class Controls:
                 self._load_preset(address, preset)
             except Exception:  # a bug must cost this switch, not every later one
                 log.exception("preset %s: build failed", preset.name)
+            release_freed_memory()
 
     def _load_preset(self, address: str, preset: Preset) -> None:
         chain = self.engine.chain
