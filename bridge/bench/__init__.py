@@ -12,7 +12,7 @@ import importlib
 from typing import Any
 
 #: benchmark modules, each with add_parser(subparsers)
-BENCHMARKS = ["bridge.bench.alpha", "bridge.bench.engine", "bridge.bench.pose", "bridge.bench.osc", "bridge.bench.avatar", "bridge.bench.ndi"]
+BENCHMARKS = ["bridge.bench.alpha", "bridge.bench.engine", "bridge.bench.pose", "bridge.bench.osc", "bridge.bench.avatar", "bridge.bench.ndi", "bridge.bench.soak"]
 
 
 def parse_sizes(text: str, what: str, minimum: int = 16) -> list[tuple[int, int]]:
