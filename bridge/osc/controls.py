@@ -27,6 +27,7 @@ from bridge.errors import BridgeError
 from bridge.osc.schema import CONTROLS, PREFIX, osc_schema
 from bridge.osc.status import StatusSender
 from bridge.osc.values import as_bool, as_string, coerce
+from bridge.osc.paths import PathPolicy
 from bridge.presets import Preset, load_preset
 from bridge.stages.registry import get_stage
 
@@ -134,9 +135,10 @@ class Controls:
     Handlers run on the OSC server thread and never raise.
     """
 
-    def __init__(self, engine: Any, replies: StatusSender) -> None:
+    def __init__(self, engine: Any, replies: StatusSender, paths: PathPolicy | None = None) -> None:
         self.engine = engine
         self.replies = replies
+        self.paths = paths or PathPolicy()
         self.applied = 0
         self.refused = 0
         self.coalesced = 0  # preset switches dropped because a newer one overtook them
@@ -182,7 +184,7 @@ class Controls:
 
         Refused (one ``/bridge/error``): wrong type or count of arguments, out of range,
         a stage that is not in the running chain, a load-time change while a preset
-        loads.
+        loads, a path outside the allowed folders (:mod:`bridge.osc.paths`).
         """
         address = f"{PREFIX}/{stage}/{param}"
         stale = self.engine.stats.last_error
@@ -191,6 +193,7 @@ class Controls:
             if config.is_load_param(param) and self._switching:
                 raise Busy(f"a switch to preset {self._switching!r} is loading; send it again when state is live")
             value = coerce(config, param, args)
+            self.paths.check(config, param, value)
             applied = self.engine.chain.set_param(stage, param, value)
         except BridgeError as exc:
             self._refuse(address, str(exc))

@@ -12,10 +12,12 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 from bridge.errors import ConfigError
 from bridge.osc.controls import Controls
+from bridge.osc.paths import PathPolicy
 from bridge.osc.server import OSCServer, is_loopback_host, parse_allow
 from bridge.osc.status import StatusSender
 
@@ -49,6 +51,9 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
                        help="where acks, errors and status go (default 127.0.0.1:9001)")
     group.add_argument("--osc-allow", default=None, metavar="ADDR[,ADDR]",
                        help="senders served (IP addresses or networks, e.g. 192.168.1.20,10.0.0.0/24); default: loopback only")
+    group.add_argument("--allow-path", action="append", default=[], metavar="DIR",
+                       help="a folder whose files OSC may point path parameters at (reference images, model folders), "
+                            "besides the models and presets folders; repeatable")
     group.add_argument("--no-osc", action="store_true", help="no OSC control surface")
 
 
@@ -63,13 +68,13 @@ class OSCService:
     """
 
     def __init__(self, engine: Any, host: str, port: int, reply: tuple[str, int], allow: Any = None,
-                 heartbeat_s: float = 1.0) -> None:
+                 heartbeat_s: float = 1.0, allow_paths: Any = ()) -> None:
         self.engine = engine
         try:
             self.replies = StatusSender(reply[0], reply[1], lambda: engine.stats, self._counters, interval_s=heartbeat_s)
         except OSError as exc:
             raise ConfigError(f"--osc-reply {reply[0]}:{reply[1]}: cannot resolve the host ({exc}); give an IP address") from None
-        self.controls = Controls(engine, self.replies)
+        self.controls = Controls(engine, self.replies, PathPolicy(allow_paths))
         try:
             self.server = OSCServer(host, port, self.controls.routes(), self.controls.unknown, allow)
         except ConfigError:
@@ -132,6 +137,12 @@ def start_with_engine(engine: Any, args: argparse.Namespace) -> OSCService | Non
         raise ConfigError(f"--osc-host {host} listens beyond this machine: add --osc-allow ADDR[,ADDR] naming the "
                           f"computers that may control the daemon (e.g. --osc-allow 192.168.1.20), or keep --osc-host 127.0.0.1")
     reply = parse_host_port(getattr(args, "osc_reply", DEFAULT_REPLY))
-    service = OSCService(engine, host, port, reply, allow)
+    allow_paths = []
+    for folder in getattr(args, "allow_path", None) or []:
+        path = Path(folder).expanduser()
+        if not path.is_dir():
+            raise ConfigError(f"--allow-path {folder}: not a folder; name an existing folder")
+        allow_paths.append(path)
+    service = OSCService(engine, host, port, reply, allow, allow_paths=allow_paths)
     service.start()
     return service

@@ -59,27 +59,27 @@ class AvatarConfig(BasePipelineConfig):
     base_model: str = Field(
         default="sd-turbo",
         description="Base model: a name from 'avatar-bridge models list', a Hugging Face owner/name, or a local folder.",
-        json_schema_extra=ui_field_config(order=0, label="Base model", is_load_param=True),
+        json_schema_extra={**ui_field_config(order=0, label="Base model", is_load_param=True), "path": True},
     )
     controlnet: str = Field(
         default="openpose",
         description="ControlNet: 'openpose' (the OpenPose ControlNet of the base's family), '' for none, a name or a folder.",
-        json_schema_extra=ui_field_config(order=1, label="ControlNet", is_load_param=True),
+        json_schema_extra={**ui_field_config(order=1, label="ControlNet", is_load_param=True), "path": True},
     )
     vae: str = Field(
         default="tiny",
         description="VAE: 'tiny' (TAESD/TAESDXL, fast), 'full' (the base model's own), or a tiny-VAE name/folder.",
-        json_schema_extra=ui_field_config(order=2, label="VAE", is_load_param=True),
+        json_schema_extra={**ui_field_config(order=2, label="VAE", is_load_param=True), "path": True},
     )
     lora: str = Field(
         default="",
         description="LoRA fused into the UNet, e.g. 'lcm-lora-sdv1-5' for few-step SD 1.5; '' for none.",
-        json_schema_extra=ui_field_config(order=3, label="LoRA", is_load_param=True),
+        json_schema_extra={**ui_field_config(order=3, label="LoRA", is_load_param=True), "path": True},
     )
     ip_adapter: str = Field(
         default="",
         description="IP-Adapter for identity: 'auto' (the base's family; none exists for SD 2.1/SD-Turbo), a name, or ''.",
-        json_schema_extra=ui_field_config(order=4, label="IP-Adapter", is_load_param=True),
+        json_schema_extra={**ui_field_config(order=4, label="IP-Adapter", is_load_param=True), "path": True},
     )
     width: int = Field(
         default=512, ge=64, le=2048, multiple_of=8,
@@ -125,7 +125,7 @@ class AvatarConfig(BasePipelineConfig):
     models_dir: str = Field(
         default="",
         description="Models folder; '' = $AVATAR_BRIDGE_MODELS or ~/.cache/avatar-bridge/models.",
-        json_schema_extra=ui_field_config(order=13, label="Models folder", is_load_param=True),
+        json_schema_extra={**ui_field_config(order=13, label="Models folder", is_load_param=True), "path": True},
     )
 
     # ------------------------------------------------------------ runtime
@@ -196,7 +196,7 @@ class AvatarConfig(BasePipelineConfig):
         default="",
         max_length=4000,
         description="IP-Adapter reference images: a folder or files separated by ';' (relative to the presets folder).",
-        json_schema_extra=ui_field_config(order=32, label="Reference images"),
+        json_schema_extra={**ui_field_config(order=32, label="Reference images"), "path": True},
     )
     similarity_filter: bool = Field(
         default=False,

@@ -137,7 +137,7 @@ class PoseConfig(BasePipelineConfig):
     model: str = Field(
         default="",
         description="Weights of the openpose/dwpose backend: a Hugging Face repo id or a local folder (empty = controlnet-aux's defaults).",
-        json_schema_extra=ui_field_config(order=1, label="Model", is_load_param=True),
+        json_schema_extra={**ui_field_config(order=1, label="Model", is_load_param=True), "path": True},
     )
     min_confidence: float = Field(
         default=0.5, ge=0.0, le=1.0,
