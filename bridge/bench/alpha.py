@@ -53,6 +53,7 @@ MATTE_CASES = {
     "bus-pan": ("bus", "full-length clip", None),
     # footage the stage was not tuned on (docs/reference-matte.md)
     "messi5": ("messi5", "full-length, crowd behind", 0.90),
+    "office": ("basketball", "two people, greyscale, one cut", 0.90),
     "street": ("vtest", "small people, fixed camera", 0.60),
     "street-grey": ("vtest", "small people, greyscale", None),
     "bus-grey": ("bus", "full-length, greyscale", None),
