@@ -2,10 +2,38 @@
 
 The segmentation model ships inside our package and runs on LiteRT
 (:class:`bridge.vision.selfie.SelfieSegmenter`), offline on a CPU with nothing to download.
-Around it (:meth:`PersonAlphaStage.people_probability`): person zoom windows, BlazePose's
-person masks for people seen full-length (:mod:`bridge.vision.blazepose`), the object cut
-(:mod:`bridge.vision.object_cut`) and the person check. Refinement (motion-aware temporal smoothing, fast guided filter, threshold/softness,
-feather) is in :mod:`bridge.matte`; the per-frame order is described there.
+Around it (:meth:`PersonAlphaStage.people_probability`): the person finder
+(:mod:`bridge.vision.person_finder`: every person proposed by some source, confirmed once,
+followed), a zoom window per person where they fill the model's input, BlazePose's person
+masks for people seen full-length (:mod:`bridge.vision.blazepose`) and the object cut
+(:mod:`bridge.vision.object_cut`). Refinement (motion-aware temporal smoothing, fast guided
+filter, threshold/softness, feather) is in :mod:`bridge.matte`; the per-frame order is
+described there. A cut between shots (:meth:`~bridge.vision.person_finder.PersonFinder.new_shot`)
+restarts the stage as on a fresh stream.
+
+The rules that remain, what each is for, and the measurement behind it (IoU against the
+reference mattes, ``docs/benchmarks.md``):
+
+* person finder (:mod:`bridge.vision.person_finder`): one check for every source (the
+  landmark model's pose flag at MediaPipe's 0.5, on a frame of long side 640): it replaced
+  the person check's own rules and the wider tiled search of the own tracker. Without it
+  the selfie model's blobs (a cup, car highlights, a bin) are matted; with it a greyscale
+  office's close man cut by the edge (0.30 -> 0.78) and a street's walkers (0.10 -> 0.70)
+  are. Its constants (detector score 0.7 on tiles, a pose box at least 20 % inside the
+  frame, the shot-cut histogram test) each name the case that set them there.
+* zoom windows: a window per person; none for a person larger than ``zoom_max`` whom the
+  whole-frame pass sees (they fill it already; zidane.jpg and bus.jpg measured in
+  ``zoom_windows``); a window inside a larger one is kept (it shows one person of several:
+  greyscale bus.jpg 0.48 -> 0.68).
+* pose-mask framing weight (:func:`_framing_weight`): kept. The pose model's mask is
+  better than the selfie model's for full-length people (bus.jpg, the cyclist of
+  bikes.mp4) and worse for close-ups cut by the frame (camera.png 0.75 against 0.94); a
+  rule that also trusts it for half-body CG (Megamind: pose 0.93 against 0.52) without
+  losing camera.png was not found (``docs/benchmarks.md``).
+* object cut: kept, a parameter (``object_cut``, 0 = off): it takes a held camera and
+  tripod out where the selfie model is unsure (camera.png 0.943 -> 0.960) and keeps a held
+  prop the selfie model is sure of (the astronaut's helmet): a held prop may stay in the
+  matte (README).
 
 Output: ``{"video": THWC float32 RGB in [0,1], "alpha": THW1 float32 in [0,1]}``;
 with ``alpha_mode="premultiplied"`` the RGB is multiplied by alpha (what
