@@ -16,7 +16,7 @@ reference mattes, ``docs/benchmarks.md``):
 
 * person finder (:mod:`bridge.vision.person_finder`): one check for every source (the
   landmark model's pose flag at MediaPipe's 0.5, on a frame of long side 640): it replaced
-  the person check's own rules and the wider tiled search of the own tracker. Without it
+  the person check's own rules (its detector-free check on the working frame). Without it
   the selfie model's blobs (a cup, car highlights, a bin) are matted; with it a greyscale
   office's close man cut by the edge (0.30 -> 0.78) and a street's walkers (0.10 -> 0.70)
   are. Its constants (detector score 0.7 on tiles, a pose box at least 20 % inside the
