@@ -12,17 +12,23 @@ where the people are. No single source sees everyone (measured, ``docs/benchmark
   stage's working resolution (long side 320) it misses full-length people; on square tiles
   of a frame at long side :data:`SEARCH_SIDE` it finds people down to ~50 px tall, in
   colour and in grey;
-* the pose people the caller has (the pose stage's, the stage's own tracker's).
+* the pose people the caller has (the pose stage's, the stage's own tracker's);
+* motion against a fixed camera (:meth:`PersonFinder._moving`, a background model of the
+  luma): on OpenCV's vtest.avi it proposes every walker, where the detector's tiles found
+  two of four.
 
 So every source proposes, and a proposal that nobody follows yet is confirmed once by the
 BlazePose landmark model on a square around it (its pose flag, :data:`CHECK_PRESENCE`):
 the same check for every source, which also turns a rough region into the person's own
-box (the landmarks' bounds). A confirmed person becomes a :class:`Track`, followed from
-frame to frame by the matte itself (:meth:`PersonFinder.follow`): the track's box moves
-to the person pixels inside its window that overlap it. A track that no source and no
-matte sees for :data:`MAX_MISSES` frames is dropped. The costly sources run on a schedule
-(:meth:`PersonFinder.find`): the general model and one detector tile together on every
-:data:`SCAN_INTERVAL`-th frame, so the median frame pays for neither.
+box (the landmarks' bounds). A confirmed person becomes a :class:`Track`, carried from
+frame to frame with the image motion over its box (phase correlation), its box taken
+from the whole-frame region when that pass sees them alone; a track that only its own
+window's matte shows stays while that matte does (:meth:`PersonFinder.follow`). A track
+that no source and no matte sees for :data:`MAX_MISSES` frames is dropped, and a cut between shots
+(:meth:`PersonFinder.new_shot`) starts afresh. The costly runs share one frame in
+:data:`SCAN_INTERVAL` (:meth:`PersonFinder.find`): the general model, one detector tile, and
+the landmark checks of that frame's new proposals (at most :data:`CHECKS_PER_FRAME`), so the
+median frame pays for none of them.
 """
 
 from __future__ import annotations
@@ -180,7 +186,7 @@ class PersonFinder:
 
         Returns:
             (the tracks (:class:`Track`), largest box first; the whole-frame regions
-            that are people: those matching a track, largest first).
+            that hold exactly one known person (a track or a pose person), largest first).
         """
         self._carry(luma)
         moving = self._moving(luma)
