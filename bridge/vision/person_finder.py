@@ -241,6 +241,8 @@ class PersonFinder:
             if found is None or self._match(found) is not None:
                 self._failed.append((box, self._frame))
                 continue
+            if roi is None:  # a region of person pixels that reaches the frame's edge: so does the person
+                found = _to_edges(found, box, w, h)
             self._confirm(_clip(found, w, h), seen_whole=is_whole)
         self.tracks = [t for t in self.tracks if t.misses <= MAX_MISSES and t.box[2] >= 1 and t.box[3] >= 1]
         self.tracks.sort(key=lambda t: -t.box[2] * t.box[3])
@@ -416,6 +418,23 @@ def _cut(before: np.ndarray, now: np.ndarray) -> bool:
     detection: unraveled and resolved?", IEEE TCSVT 2002)."""
     hists = [cv2.calcHist([img], [0], None, [32], [0, 256]) for img in (before, now)]
     return cv2.compareHist(hists[0], hists[1], cv2.HISTCMP_CORREL) < CUT_CORRELATION
+
+
+def _to_edges(found: Box, region: Box, width: int, height: int) -> Box:
+    """``found`` (a person's landmark box) stretched to each frame edge that ``region`` (the
+    person pixels a source saw, (x, y, w, h) px) touches: a body cut by the frame edge
+    reaches it, where the landmark model's extents stop short (basketball1.png's close man,
+    cut by the bottom edge: his landmarks ended 40 px above it)."""
+    x0, y0, x1, y1 = found[0], found[1], found[0] + found[2], found[1] + found[3]
+    if region[0] <= 1:
+        x0 = 0.0
+    if region[1] <= 1:
+        y0 = 0.0
+    if region[0] + region[2] >= width - 1:
+        x1 = float(width)
+    if region[1] + region[3] >= height - 1:
+        y1 = float(height)
+    return (x0, y0, x1 - x0, y1 - y0)
 
 
 def _fill(prob: np.ndarray, box: Box, level: float = 0.5) -> float:
