@@ -43,8 +43,10 @@ from frame to frame whose ``__call__`` is safe to call from several threads.
 from __future__ import annotations
 
 import enum
+import functools
+import threading
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import torch
 from pydantic import BaseModel, ConfigDict
@@ -167,7 +169,22 @@ class Pipeline:
 
     Subclasses set ``get_config_class()``, read load-time parameters in ``__init__``
     and runtime parameters from ``kwargs`` in ``__call__``.
+
+    Thread safety: a host may call one instance from several threads (Scope does when a
+    session stops and the next starts on the same server; the daemon's preset switch keeps
+    an instance while frames of the old chain are still in flight), but the stages keep
+    state (temporal smoothing, trackers) and their LiteRT interpreters run one call at a
+    time. So ``__call__``, ``prepare`` and ``reset`` of every subclass run under one lock
+    per instance (:func:`_serialised`); a stage whose config declares ``max_workers > 1``
+    promises to be thread-safe itself and is not locked.
     """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in ("__call__", "prepare", "reset"):
+            method = cls.__dict__.get(name)
+            if method is not None and not getattr(method, "_serialised", False):
+                setattr(cls, name, _serialised(method))
 
     @classmethod
     def get_config_class(cls) -> type[BasePipelineConfig]:
@@ -187,6 +204,32 @@ class Pipeline:
 
     def reset(self) -> None:
         """Forget temporal state (a new stream or a source that restarted). Default: none."""
+
+
+_LOCK_GUARD = threading.Lock()
+
+
+def _serialised(method: Callable[..., Any]) -> Callable[..., Any]:
+    """``method`` run under its instance's own re-entrant lock (made on first use), unless the
+    stage's config declares ``max_workers > 1`` (see :class:`Pipeline`)."""
+
+    @functools.wraps(method)
+    def locked(self: Any, *args: Any, **kwargs: Any) -> Any:
+        lock = self.__dict__.get("_call_lock")
+        if lock is None:
+            try:
+                parallel = int(getattr(type(self).get_config_class(), "max_workers", 1)) > 1
+            except NotImplementedError:
+                parallel = False
+            with _LOCK_GUARD:
+                lock = self.__dict__.setdefault("_call_lock", False if parallel else threading.RLock())
+        if lock is False:
+            return method(self, *args, **kwargs)
+        with lock:
+            return method(self, *args, **kwargs)
+
+    locked._serialised = True  # type: ignore[attr-defined]
+    return locked
 
 
 def stack_video(video: list[torch.Tensor] | None, device: torch.device | None = None) -> torch.Tensor:
