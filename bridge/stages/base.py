@@ -218,8 +218,8 @@ def _serialised(method: Callable[..., Any]) -> Callable[..., Any]:
         lock = self.__dict__.get("_call_lock")
         if lock is None:
             try:
-                parallel = int(getattr(type(self).get_config_class(), "max_workers", 1)) > 1
-            except NotImplementedError:
+                parallel = int(getattr(self.get_config_class(), "max_workers", 1)) > 1
+            except (NotImplementedError, TypeError, AttributeError):
                 parallel = False
             with _LOCK_GUARD:
                 lock = self.__dict__.setdefault("_call_lock", False if parallel else threading.RLock())
