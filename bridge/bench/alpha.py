@@ -56,8 +56,12 @@ MATTE_CASES = {
     "office": ("basketball", "two people, greyscale, one cut", 0.90),
     "street": ("vtest", "small people, fixed camera", 0.60),
     "street-grey": ("vtest", "small people, greyscale", None),
+    "street-crowd": ("vtest", "small people, 4-11 walkers", 0.60),
+    "band": ("band", "3 players full-length, stage", None),
+    "band-duo": ("band", "2 players, dark red light", None),
     "bus-grey": ("bus", "full-length, greyscale", None),
     "cg": ("megamind", "CG close-up (hair)", 0.90),
+    "cg-hair": ("megamind", "CG, tall hair-do, held glass", 0.90),
     "astronaut": ("astronaut", "held object", 0.90),
 }
 
@@ -72,7 +76,7 @@ STILL_FRAMES = 30
 
 #: Clip cases scored on part of a clip: name -> frames run before the scored ones (a camera
 #: that has been running; the reference's ``start`` says where the scored frames begin).
-CLIP_WARMUP = {"street": 60, "street-grey": 60, "cg": 50}
+CLIP_WARMUP = {"street": 60, "street-grey": 60, "street-crowd": 60, "cg": 50, "cg-hair": 11, "band": 60, "band-duo": 60}
 
 def read_sample_image(name: str) -> np.ndarray:
     """A sample image as (H, W, 3) uint8 RGB (fetched once from its wheel; grey becomes RGB).
