@@ -189,13 +189,25 @@ def drive(port: int, seconds: float, presets: list[str], inbox: Any, result: Any
 def soak(minutes: float, interval_s: float, outage_every_s: float, outage_s: float, presets: list[str] | None,
          printer: Any = print) -> dict[str, Any]:
     """Run the soak; returns the rows (one per interval) and the verdict (see the module docstring)."""
+    seconds = max(10.0, minutes * 60.0)
+    saved = os.environ.get("AVATAR_BRIDGE_PRESETS")
+    try:
+        return _soak(seconds, minutes, interval_s, outage_every_s, outage_s, presets, printer)
+    finally:  # the soak's own presets folder is gone afterwards
+        if saved is None:
+            os.environ.pop("AVATAR_BRIDGE_PRESETS", None)
+        else:
+            os.environ["AVATAR_BRIDGE_PRESETS"] = saved
+
+
+def _soak(seconds: float, minutes: float, interval_s: float, outage_every_s: float, outage_s: float,
+          presets: list[str] | None, printer: Any) -> dict[str, Any]:
     from bridge.chain import Chain
     from bridge.engine import Engine
     from bridge.osc.daemon import OSCService
     from bridge.presets import load_preset
     from bridge.samples import read_clip
 
-    seconds = max(10.0, minutes * 60.0)
     with tempfile.TemporaryDirectory() as folder:
         if not presets:
             for name, text in PRESETS.items():
