@@ -72,7 +72,8 @@ class PersonAlphaConfig(BasePipelineConfig):
         description="Segmentation model: the bundled selfie models landscape (144x256, faster) or general (256x256), "
                     "or an ONNX matting network on onnxruntime (CUDA when available): a registered name (modnet; "
                     "avatar-bridge models fetch modnet) or a path to an .onnx file.",
-        json_schema_extra=ui_field_config(order=0, label="Model", is_load_param=True),
+        # "path": a path set over OSC must lie in the models folder or an --allow-path folder (bridge/osc/paths.py)
+        json_schema_extra={**ui_field_config(order=0, label="Model", is_load_param=True), "path": True},
     )
 
     @field_validator("model")
