@@ -275,7 +275,16 @@ def test_bench_alpha_quality_scores_an_onnx_model(models_root, monkeypatch, tmp_
     monkeypatch.setattr(bench, "STILL_FRAMES", 2)
     speed_models = []
     monkeypatch.setattr(bench, "measure_framing_speed", lambda *a, model=None, **k: speed_models.append(model) or {})
+    segmenters = []
+
+    class Spy(PersonAlphaStage):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            segmenters.append(self._segmenter)
+
+    monkeypatch.setattr("bridge.stages.alpha.PersonAlphaStage", Spy)
     assert main(["bench", "alpha", "--quality", "--model", "modnet", "--json", "--sheet", str(tmp_path / "sheet.png")]) == 0
     quality = json.loads(capsys.readouterr().out)["quality"]
     assert speed_models == ["modnet"]
+    assert len(segmenters) == 1 and isinstance(segmenters[0], OnnxMatting) and segmenters[0].model_name == "modnet"
     assert quality["cases"]["zidane"]["iou"] >= 0.90, quality
