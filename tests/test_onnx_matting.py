@@ -51,7 +51,7 @@ def models_root() -> Path:
 @pytest.mark.slow
 def test_modnet_mattes_the_person_in_real_images(models_root, monkeypatch):
     """MODNet through the stage's loader, on carphone (a talking head) and zidane.jpg (two men):
-    its matte is the person (IoU of alpha > 0.5 against the reference mattes; measured 0.977 and 0.988)."""
+    its matte is the person (IoU of alpha > 0.5 against the reference mattes; measured 0.981 and 0.939)."""
     monkeypatch.setenv("AVATAR_BRIDGE_MODELS", str(models_root))
     segmenter = load_selfie_segmenter("modnet")
     assert isinstance(segmenter, OnnxMatting) and segmenter.providers[-1] == "CPUExecutionProvider"
@@ -65,7 +65,7 @@ def test_modnet_mattes_the_person_in_real_images(models_root, monkeypatch):
         assert alpha.shape == small.shape[:2] and alpha.dtype == np.float32
         assert 0.0 <= alpha.min() and alpha.max() <= 1.0
         score = iou(cv2.resize(alpha, (frame.shape[1], frame.shape[0])), ref.astype(np.float32) / 255.0)
-        assert score >= 0.93, f"{name}: MODNet matte IoU {score:.3f} against the reference"
+        assert score >= 0.90, f"{name}: MODNet matte IoU {score:.3f} against the reference"
 
 
 @pytest.mark.network
@@ -158,14 +158,14 @@ def red_square_frame(height: int = 120, width: int = 160) -> tuple[np.ndarray, n
 @pytest.mark.parametrize("channels", [1, 2])
 def test_a_model_given_as_a_path_runs_in_the_stage(tmp_path, channels):
     """``model: /path/net.onnx``: the stage's config accepts it, the loader runs it with MODNet's
-    conventions (RGB order, (x - 0.5) / 0.5, NCHW, short side 256 in sides of 32), and the matte
+    conventions (RGB order, (x - 0.5) / 0.5, NCHW, short side 512 in sides of 32), and the matte
     comes back at the frame's size in the right place (a model that mattes the red channel
     mattes the red square)."""
     path = red_model(tmp_path / "red.onnx", channels)
     assert PersonAlphaConfig(model=str(path)).model == str(path)
     segmenter = load_selfie_segmenter(str(path))
     rgb, mask = red_square_frame()
-    assert segmenter.grid(120, 160) == (256, 320)  # 120 -> 256, 160 -> 341 -> 320
+    assert segmenter.grid(120, 160) == (512, 672)  # 120 -> 512, 160 -> 682 -> 672
     alpha = segmenter(rgb)
     assert alpha.shape == (120, 160) and alpha.dtype == np.float32
     assert iou(alpha, mask.astype(np.float32)) >= 0.95

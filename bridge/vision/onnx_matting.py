@@ -69,13 +69,13 @@ class OnnxModelSpec:
     description: str
     mean: float = 0.5
     std: float = 0.5
-    short_side: int = 256
+    short_side: int = 512
     multiple: int = 32
 
 
-#: Registered ONNX models (permissive licences only). MODNet: short side 256, not MODNet's
-#: 512: on the development set the matte's IoU is about the same (docs/benchmarks.md,
-#: "ONNX backend") and a CPU frame costs a quarter.
+#: Registered ONNX models (permissive licences only). MODNet runs at its own reference size,
+#: short side 512: at 256 (a quarter of the cost) it drops carphone's dark suit (raw IoU 0.75
+#: against 0.96 over every 8th frame; docs/benchmarks.md, "ONNX backend").
 ONNX_MODELS: dict[str, OnnxModelSpec] = {
     s.name: s
     for s in (
@@ -88,7 +88,7 @@ ONNX_MODELS: dict[str, OnnxModelSpec] = {
 }
 
 #: How a model given as a path is fed: MODNet's conventions (RGB, (x - 0.5) / 0.5, NCHW,
-#: short side 256 rounded down to multiples of 32).
+#: short side 512 rounded down to multiples of 32).
 PATH_CONVENTIONS = OnnxModelSpec("path", "", "", "", "an ONNX file given by path")
 
 
@@ -240,8 +240,9 @@ class OnnxMatting:
         self._offset = np.float32(-spec.mean / spec.std)
         self._matrix = np.zeros((2, 3), np.float64)
         self._buffers: dict[tuple[str, tuple[int, int]], np.ndarray] = {}
-        # one run at load: refuses a model whose output is not a matte, and warms the session up
-        self.raw(np.zeros((self.input_height, self.input_width, 3), np.uint8))
+        # one small run at load: refuses a model whose output is not a matte (and warms the session up)
+        probe = self._fixed or (2 * self._round(1), 2 * self._round(1))
+        self._run(np.zeros((*probe, 3), np.uint8))
 
     def _round(self, size: float) -> int:
         step = max(1, int(self.spec.multiple))
@@ -281,11 +282,20 @@ class OnnxMatting:
         else:
             gh, gw = self.input_height, self.input_width
             resized = cv2.warpAffine(rgb, matrix, (gw, gh), flags=cv2.INTER_LINEAR, borderMode=border, borderValue=0)
+        return self._run(resized)
+
+    def _run(self, resized: np.ndarray) -> np.ndarray:
+        """The model on an (h, w, 3) uint8 RGB input of its input size: (h, w) float32 alpha in [0, 1]."""
+        gh, gw = resized.shape[:2]
         blob = np.empty((1, 3, gh, gw), np.float32)
         np.copyto(blob[0], resized.transpose(2, 0, 1), casting="unsafe")
         blob *= self._scale
         blob += self._offset
-        out = np.asarray(self._session.run(None, {self._input_name: blob})[0])
+        try:
+            out = np.asarray(self._session.run(None, {self._input_name: blob})[0])
+        except Exception as exc:  # onnxruntime's own errors (a size the model cannot take)
+            raise ModelMissingError(f"ONNX model {self.model_name} failed on a {gh}x{gw} input ({_first_line(exc)}); "
+                                    "it must take (N, 3, H, W) with H and W multiples of 32") from None
         alpha = self._matte(out)
         if alpha.shape != (gh, gw):
             alpha = cv2.resize(alpha, (gw, gh), interpolation=cv2.INTER_LINEAR)
