@@ -86,7 +86,7 @@ class PersonAlphaConfig(BasePipelineConfig):
         raise ValueError(f"expected {', '.join(SELFIE_MODELS)}, an ONNX model name ({', '.join(ONNX_MODELS)}) or a path to an .onnx file")
     threads: int = Field(
         default=1, ge=1, le=8,
-        description="CPU threads of the segmentation model (LiteRT/XNNPACK).",
+        description="CPU threads of the segmentation model (LiteRT/XNNPACK; onnxruntime for an ONNX model).",
         json_schema_extra=ui_field_config(order=10, label="Threads", is_load_param=True),
     )
     threshold: float = Field(
