@@ -29,7 +29,7 @@ from bridge.errors import ModelMissingError
 from bridge.stages.base import BasePipelineConfig, Pipeline, UsageType, stack_video, uint8_video, ui_field_config
 from bridge.stages.registry import register
 from bridge.vision.object_cut import ObjectCut, image_shift
-from bridge.vision.selfie import SELFIE_MODELS, SelfieSegmenter, Window, person_regions, zoom_windows
+from bridge.vision.selfie import SelfieSegmenter, Window, person_regions, zoom_windows
 
 #: Pose-mask weight by framing: a person whose pose region (2.5 body radii, BlazePose's ROI)
 #: is at most this many times the frame's short side is seen full-length (the pose model's
@@ -80,6 +80,7 @@ class PersonAlphaConfig(BasePipelineConfig):
     @classmethod
     def _known_model(cls, value: str) -> str:
         from bridge.vision.onnx_matting import ONNX_MODELS, is_onnx_model
+        from bridge.vision.selfie import SELFIE_MODELS
 
         if value in SELFIE_MODELS or is_onnx_model(value):
             return value
@@ -196,6 +197,7 @@ def load_selfie_segmenter(model: str, threads: int = 1) -> SelfieSegmenter:
             unknown; the message names the fix.
     """
     from bridge.vision.onnx_matting import is_onnx_model, load_onnx_matting
+    from bridge.vision.selfie import SELFIE_MODELS
 
     if model not in SELFIE_MODELS and is_onnx_model(model):
         return load_onnx_matting(model, threads)  # type: ignore[return-value]
