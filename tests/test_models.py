@@ -16,6 +16,7 @@ from bridge import cli
 from bridge.avatar.models import REGISTRY, check_known, family_of, resolve
 from bridge.errors import ConfigError, ModelMissingError
 from bridge.doctor import check_avatar_models
+from bridge.vision.onnx_matting import ONNX_MODELS
 from bridge.models_cli import plan_files, preset_requirements
 
 
@@ -47,7 +48,8 @@ def presets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_models_list_shows_what_is_present_offline(root, capsys):
     assert cli.main(["models", "list", "--models-dir", str(root), "--json"]) == 0
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
-    assert set(rows) == set(REGISTRY)
+    assert set(rows) == set(REGISTRY) | set(ONNX_MODELS)  # the avatar models and the person alpha stage's ONNX networks
+    assert rows["modnet"]["kind"] == "matting" and not rows["modnet"]["present"]
     assert rows["sd-turbo"]["present"] and rows["sd-turbo"]["path"] == str(root / "stabilityai" / "sd-turbo")
     assert rows["controlnet-openpose-sd21"]["present"] and rows["taesd"]["present"] and rows["ip-adapter-sd15"]["present"]
     assert not rows["dreamshaper-8"]["present"] and not rows["controlnet-openpose-sdxl"]["present"]

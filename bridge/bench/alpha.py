@@ -221,11 +221,12 @@ def contact_sheet(rows: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]], pa
     return path
 
 
-def measure_matte_quality(sheet: Path | None = None, params: dict[str, Any] | None = None) -> dict[str, Any]:
+def measure_matte_quality(sheet: Path | None = None, params: dict[str, Any] | None = None,
+                          model: str | None = None) -> dict[str, Any]:
     """Per development case: IoU (mean, min over frames), flicker x1000, ms/frame at its own size.
 
     ``params``: the stage's runtime parameters (default: the ``default`` preset's alpha
-    params). Writes the contact sheet to ``sheet`` when given (carphone: its frame 60).
+    params); ``model``: the stage's ``model`` load parameter (default: the stage's). Writes the contact sheet to ``sheet`` when given (carphone: its frame 60).
 
     Returns:
         ``{"cases": {name: {"framing", "size", "frames", "iou", "iou_min", "target",
@@ -235,7 +236,7 @@ def measure_matte_quality(sheet: Path | None = None, params: dict[str, Any] | No
     from bridge.stages.alpha import PersonAlphaStage
 
     params = default_preset_params() if params is None else params
-    stage = PersonAlphaStage()
+    stage = PersonAlphaStage() if model is None else PersonAlphaStage(model=model)
     result: dict[str, Any] = {"cases": {}, "sheet": None}
     rows = []
     for name, (_, framing, target) in MATTE_CASES.items():
@@ -356,7 +357,7 @@ def framing_frames(name: str, width: int, height: int, count: int) -> list[np.nd
 
 
 def measure_framing_speed(width: int, height: int, frames: int, repeats: int = 3, warmup: int = 5,
-                          params: dict[str, Any] | None = None) -> dict[str, Any]:
+                          params: dict[str, Any] | None = None, model: str | None = None) -> dict[str, Any]:
     """ms/frame of the whole stage at ``width`` x ``height`` per framing, default preset.
 
     Close-up: carphone's frames; two-person: zidane.jpg; full-length: bus.jpg (stills
@@ -376,7 +377,7 @@ def measure_framing_speed(width: int, height: int, frames: int, repeats: int = 3
     from bridge.vision.runtime import LiteModel
 
     params = default_preset_params() if params is None else params
-    stage = PersonAlphaStage()
+    stage = PersonAlphaStage() if model is None else PersonAlphaStage(model=model)
     unit = LiteModel("selfie_segmentation_landscape.tflite")
     unit_input = np.random.default_rng(0).random(unit.input_shape, dtype=np.float32)
     out: dict[str, Any] = {"width": width, "height": height, "frames": frames}
@@ -537,8 +538,8 @@ def measure_quality(reference_path: Path = REFERENCE_PATH) -> dict[str, Any]:
 
 def run_quality(args: argparse.Namespace) -> int:
     """``avatar-bridge bench alpha --quality``: the development set's table, framing speeds, contact sheet."""
-    quality = measure_matte_quality(args.sheet)
-    speed = measure_framing_speed(args.width, args.height, args.frames, args.repeats)
+    quality = measure_matte_quality(args.sheet, model=args.model)
+    speed = measure_framing_speed(args.width, args.height, args.frames, args.repeats, model=args.model)
     if args.json:
         print(json.dumps({"quality": quality, "speed": speed}))
         return 0
@@ -629,6 +630,8 @@ def add_parser(sub: Any) -> None:
                         help="IoU of flipped, shrunk, cropped, widened and 640x480 versions of the still development cases")
     parser.add_argument("--compare", action="append", metavar="NAME=VALUE",
                         help="with --variants: also score with this runtime parameter changed (repeatable), e.g. object_cut=0")
+    parser.add_argument("--model", metavar="NAME", default=None,
+                        help="with --quality: the stage's model load parameter (landscape, general, an ONNX model name such as modnet, or a .onnx path)")
     parser.add_argument("--sheet", type=Path, default=Path("alpha-contact-sheet.png"), metavar="PNG",
                         help="contact sheet written by --quality (default alpha-contact-sheet.png)")
     parser.set_defaults(func=run)

@@ -49,7 +49,7 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from bridge import matte
 from bridge.frames import compose_rgba, to_uint8_rgb
@@ -96,14 +96,27 @@ class PersonAlphaConfig(BasePipelineConfig):
     usage = [UsageType.POSTPROCESSOR]
     osc_name = "alpha"
 
-    model: Literal["landscape", "general"] = Field(
+    model: str = Field(
         default="landscape",
-        description="Selfie model: landscape (144x256, faster) or general (256x256).",
-        json_schema_extra=ui_field_config(order=0, label="Model", is_load_param=True),
+        description="Segmentation model: the bundled selfie models landscape (144x256, faster) or general (256x256), "
+                    "or an ONNX matting network on onnxruntime (CUDA when available): a registered name (modnet; "
+                    "avatar-bridge models fetch modnet) or a path to an .onnx file.",
+        # "path": a path set over OSC must lie in the models folder or an --allow-path folder (bridge/osc/paths.py)
+        json_schema_extra={**ui_field_config(order=0, label="Model", is_load_param=True), "path": True},
     )
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, value: str) -> str:
+        from bridge.vision.onnx_matting import ONNX_MODELS, is_onnx_model
+        from bridge.vision.selfie import SELFIE_MODELS
+
+        if value in SELFIE_MODELS or is_onnx_model(value):
+            return value
+        raise ValueError(f"expected {', '.join(SELFIE_MODELS)}, an ONNX model name ({', '.join(ONNX_MODELS)}) or a path to an .onnx file")
     threads: int = Field(
         default=1, ge=1, le=8,
-        description="CPU threads of the segmentation model (LiteRT/XNNPACK).",
+        description="CPU threads of the segmentation model (LiteRT/XNNPACK; onnxruntime for an ONNX model).",
         json_schema_extra=ui_field_config(order=10, label="Threads", is_load_param=True),
     )
     threshold: float = Field(
@@ -204,12 +217,19 @@ class PersonAlphaConfig(BasePipelineConfig):
 
 
 def load_selfie_segmenter(model: str, threads: int = 1) -> SelfieSegmenter:
-    """The LiteRT selfie segmenter for ``model`` ("landscape" or "general") on ``threads`` threads.
+    """The segmenter for ``model`` on ``threads`` threads: the LiteRT selfie segmenter for
+    "landscape" or "general", else an ONNX network (a registered name or an ``.onnx`` path,
+    :class:`bridge.vision.onnx_matting.OnnxMatting`, same call contract).
 
     Raises:
-        ModelMissingError: LiteRT or the bundled model is missing, or ``model`` is unknown;
-            the message names the fix.
+        ModelMissingError: LiteRT, onnxruntime or the model is missing, or ``model`` is
+            unknown; the message names the fix.
     """
+    from bridge.vision.onnx_matting import is_onnx_model, load_onnx_matting
+    from bridge.vision.selfie import SELFIE_MODELS
+
+    if model not in SELFIE_MODELS and is_onnx_model(model):
+        return load_onnx_matting(model, threads)  # type: ignore[return-value]
     try:
         return SelfieSegmenter(model, num_threads=threads)
     except ValueError as exc:
