@@ -452,3 +452,117 @@ def test_package_and_daemon_work_without_scope(carphone):
     proc = subprocess.run([sys.executable, "-c", NO_SCOPE, str(carphone)], capture_output=True, text=True, timeout=240, env=env, cwd=Path(__file__).parent.parent)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "daemon ran without scope" in proc.stdout
+
+
+# ------------------------------------------------------- Scope's own calls and output (#19)
+def scope_output_frames(video: torch.Tensor) -> list[np.ndarray]:
+    """Scope's output path, as in its source (commit 68b0f95): ``server/pipeline_processor.py``
+    turns a float ``video`` into ``(value * 255.0).clamp(0, 255).to(torch.uint8)`` and splits it
+    into (1,H,W,C) frames; its WebRTC track, headless sink and recorder then call
+    ``av.VideoFrame.from_ndarray(frame.numpy(), format="rgb24")``. Returns what the viewer
+    gets back (``to_ndarray(format="rgb24")``), one (H,W,3) uint8 per frame."""
+    import av
+
+    if video.dtype != torch.uint8:
+        video = (video * 255.0).clamp(0, 255).to(dtype=torch.uint8).contiguous().detach()
+    shown = []
+    for i in range(video.shape[0]):
+        frame = av.VideoFrame.from_ndarray(video[i].numpy(), format="rgb24")
+        shown.append(frame.to_ndarray(format="rgb24"))
+    return shown
+
+
+def scope_session(cls, **load_params):
+    """Build a pipeline as Scope does: ``cls(**{schema defaults, **load_params})``; returns
+    (pipeline, the flat params dict Scope then passes to ``prepare`` and every call)."""
+    params = {**cls.get_config_class()().model_dump(), **load_params}
+    return cls(**params), params
+
+
+@pytest.mark.parametrize("pipeline_id", ["person-alpha", "pose"])
+def test_default_output_passes_scopes_output_conversion(scope, pipeline_id, carphone_frames):
+    pipe, params = scope_session(scope.registry.get(pipeline_id))
+    assert pipe.prepare(**params).input_size == 1
+    for i, rgb in enumerate(carphone_frames[:4]):
+        out = pipe(video=as_scope_video(rgb), init_cache=i == 0, **params)
+        (shown,) = scope_output_frames(out["video"])  # raises on 4 channels, as Scope does
+        assert shown.shape == rgb.shape
+
+
+def test_scope_preview_shows_the_person_over_the_key_colour(alpha_cls, carphone_frames):
+    """What Scope shows by default: the man as filmed, the car around him pure green."""
+    rgb = carphone_frames[30]
+
+    def shown_as(**mode):  # a fresh session: frame 29 then frame 30, as Scope shows it
+        pipe, params = scope_session(alpha_cls)
+        params.update(mode)
+        pipe(video=as_scope_video(carphone_frames[29]), init_cache=True, **params)
+        return pipe(video=as_scope_video(rgb), **params)["video"]
+
+    (shown,) = scope_output_frames(shown_as())
+    # the matte of the same frame, asked for as RGBA (what Scope's Spout output gets)
+    alpha = shown_as(alpha_output_mode="rgba")[0, ..., 3].numpy()
+    person, background = alpha > 0.95, alpha < 0.05
+    assert person.mean() > 0.15 and background.mean() > 0.15  # both are on screen
+    green = np.array([0.0, 255.0, 0.0])
+    # every pixel is the frame over green through the matte ("over", straight alpha), to rounding
+    expected = green + alpha[..., None] * (rgb.astype(float) - green)
+    assert np.abs(shown.astype(float) - expected).max() <= 1.01
+    assert (shown[alpha == 0] == green).all()  # the car around him: pure key colour
+    assert float(shown[40:100, 80:110, 1].mean()) < 200  # the face is not keyed out
+    # the matte mode shows the matte itself, grey
+    (matte,) = scope_output_frames(shown_as(alpha_output_mode="matte"))
+    assert np.abs(matte.astype(float) - alpha[..., None] * 255).max() <= 1.01
+
+
+@pytest.mark.parametrize("pipeline_id", ["person-alpha", "pose"])
+def test_one_instance_called_from_several_threads_gives_the_single_threaded_result(scope, pipeline_id, carphone_frames):
+    """Scope (after a failed session stop) and the daemon (a preset switch) may call one
+    instance from two threads; every output must be what one thread alone gets (issue #19)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cls = scope.registry.get(pipeline_id)
+    # no temporal smoothing, so each frame's result does not depend on the call order;
+    # init_cache on every call: each call starts from the same state
+    extra = {"alpha_temporal": 0.0} if pipeline_id == "person-alpha" else {}
+    frames = carphone_frames[::12][:8]
+    pipe, params = scope_session(cls)
+    params.update(extra)
+
+    def run(rgb):
+        out = pipe(video=as_scope_video(rgb), init_cache=True, **params)
+        return {k: v.clone() for k, v in out.items()}
+
+    expected = [run(rgb) for rgb in frames]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for _ in range(3):
+            for want, have in zip(expected, pool.map(run, frames)):
+                assert set(want) == set(have)
+                for key in want:
+                    torch.testing.assert_close(have[key], want[key], atol=1e-6, rtol=0)
+
+    # the stage itself, as the daemon's engine calls it (no Scope adapter, no reset per
+    # call), on one frame over and over: person-alpha (pose every frame, no smoothing)
+    # gives the same matte each time; the pose tracker keeps moving by about a pixel, so
+    # its keypoints are compared within two. Two threads inside one LiteRT interpreter
+    # raise or give garbage.
+    stage = get_stage(pipeline_id)()
+    stage_params = {**pipe.stage_params(params), "keep_uint8": False}
+    if pipeline_id == "person-alpha":
+        stage_params["pose_interval"] = 1
+    rgb = frames[2]
+
+    def run_stage(_):
+        out = stage(video=as_scope_video(rgb), **stage_params)
+        return {k: v.clone() for k, v in out.items() if isinstance(v, torch.Tensor)}
+
+    for _ in range(5):
+        want = run_stage(None)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for _ in range(3):
+            for have in pool.map(run_stage, range(16)):
+                assert set(want) == set(have)
+                if pipeline_id == "pose":
+                    torch.testing.assert_close(have["keypoints"], want["keypoints"], atol=2.0, rtol=0)  # pixels
+                else:
+                    assert float((have["alpha"] - want["alpha"]).abs().mean()) < 0.01

@@ -37,12 +37,19 @@ itself), because frames are still in flight on other threads (the engine's assem
 Concurrency: the engine runs each stage on its own worker thread, one frame after the
 other and in order. A config may set ``max_workers > 1`` to let several frames through
 the stage at once (same instance, several threads), only for a stage with no state
-from frame to frame whose ``__call__`` is safe to call from several threads.
+from frame to frame whose ``__call__`` is safe to call from several threads. Every other
+stage gets a per-instance lock around ``__call__`` and ``reset`` (:class:`Pipeline` adds
+it to each subclass), because hosts do call one instance from several threads: Scope
+after a failed session stop while the next session starts (issue #19), the daemon's
+preset switch while frames of the old chain are in flight. A LiteRT interpreter or a
+temporal state shared by two calls at once corrupts both.
 """
 
 from __future__ import annotations
 
 import enum
+import functools
+import threading
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -169,6 +176,14 @@ class Pipeline:
     and runtime parameters from ``kwargs`` in ``__call__``.
     """
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Wrap the subclass's own ``__call__`` and ``reset`` in the instance lock (:func:`_serialised`)."""
+        super().__init_subclass__(**kwargs)
+        for name in ("__call__", "reset"):
+            method = cls.__dict__.get(name)
+            if callable(method) and not getattr(method, "_serialised", False):
+                setattr(cls, name, _serialised(method))
+
     @classmethod
     def get_config_class(cls) -> type[BasePipelineConfig]:
         """The stage's config class (parameters and metadata)."""
@@ -187,6 +202,35 @@ class Pipeline:
 
     def reset(self) -> None:
         """Forget temporal state (a new stream or a source that restarted). Default: none."""
+
+
+def instance_lock(obj: Any) -> threading.RLock:
+    """``obj``'s own re-entrant lock, made on first use (``dict.setdefault`` is atomic, so
+    two threads asking at once get the same lock)."""
+    lock = obj.__dict__.get("_call_lock")
+    return lock if lock is not None else obj.__dict__.setdefault("_call_lock", threading.RLock())
+
+
+def _serialised(method: Any) -> Any:
+    """``method`` run under the instance's lock, unless its config allows ``max_workers > 1``.
+
+    Re-entrant, so a subclass calling ``super().__call__`` or ``self.reset()`` inside its
+    own ``__call__`` does not deadlock.
+    """
+
+    @functools.wraps(method)
+    def locked(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            parallel = self.get_config_class().max_workers > 1
+        except NotImplementedError:
+            parallel = False
+        if parallel:
+            return method(self, *args, **kwargs)
+        with instance_lock(self):
+            return method(self, *args, **kwargs)
+
+    locked._serialised = True  # type: ignore[attr-defined]
+    return locked
 
 
 def stack_video(video: list[torch.Tensor] | None, device: torch.device | None = None) -> torch.Tensor:
