@@ -138,10 +138,11 @@ def test_every_stage_parameter_is_a_scope_field_with_the_same_schema(scope):
 
 # ----------------------------------------------------------------------- person-alpha
 def test_person_alpha_outputs_rgba_thwc_on_real_frames(alpha_cls, carphone_frames):
+    """Asked for RGBA (Scope's Spout output takes 4 channels), the matte is channel 3."""
     pipe = alpha_cls()  # Scope passes no device
     assert pipe.prepare(video=True).input_size == 1
     for rgb in carphone_frames[:6]:
-        out = pipe(video=as_scope_video(rgb), init_cache=False)
+        out = pipe(video=as_scope_video(rgb), init_cache=False, alpha_output_mode="rgba")
     video = out["video"]
     assert set(out) == {"video"}
     assert video.shape == (1, 144, 176, 4) and video.dtype == torch.float32
@@ -158,7 +159,7 @@ def test_person_alpha_runtime_parameters_change_between_calls(alpha_cls, carphon
     rgb = carphone_frames[10]
     frame = torch.from_numpy(rgb).float() / 255.0
     params = {"alpha_temporal": 0.0}
-    rgba = pipe(video=as_scope_video(rgb), **params)["video"][0]
+    rgba = pipe(video=as_scope_video(rgb), **params, alpha_output_mode="rgba")["video"][0]
     alpha = rgba[..., 3:]
 
     keyed = pipe(video=as_scope_video(rgb), **params, alpha_output_mode="key", alpha_key_color="#00FF00")["video"][0]
@@ -170,15 +171,17 @@ def test_person_alpha_runtime_parameters_change_between_calls(alpha_cls, carphon
     blue = pipe(video=as_scope_video(rgb), **params, alpha_output_mode="key", alpha_key_color="0000ff")["video"][0]
     assert torch.allclose(blue[background], torch.tensor([0.0, 0.0, 1.0]), atol=0.01)
 
-    premultiplied = pipe(video=as_scope_video(rgb), **params, alpha_alpha_mode="premultiplied")["video"][0]
+    premultiplied = pipe(video=as_scope_video(rgb), **params, alpha_alpha_mode="premultiplied", alpha_output_mode="rgba")["video"][0]
     torch.testing.assert_close(premultiplied[..., :3], frame * alpha, atol=1e-5, rtol=0)
     keyed_pm = pipe(video=as_scope_video(rgb), **params, alpha_alpha_mode="premultiplied", alpha_output_mode="key")["video"][0]
     torch.testing.assert_close(keyed_pm, keyed, atol=1e-5, rtol=0)  # same picture from either alpha form
 
-    strict = pipe(video=as_scope_video(rgb), **params, alpha_threshold=0.9)["video"][0, ..., 3]
+    strict = pipe(video=as_scope_video(rgb), **params, alpha_threshold=0.9, alpha_output_mode="rgba")["video"][0, ..., 3]
     assert float(strict.mean()) < float(alpha.mean()) - 0.02
-    again = pipe(video=as_scope_video(rgb), **params)["video"][0, ..., 3:]
+    again = pipe(video=as_scope_video(rgb), **params, alpha_output_mode="rgba")["video"][0, ..., 3:]
     torch.testing.assert_close(again, alpha)  # back to the defaults when Scope stops sending them
+    default = pipe(video=as_scope_video(rgb), **params)["video"][0]
+    torch.testing.assert_close(default, keyed)  # Scope's default: the picture over green (3 channels)
 
 
 def test_person_alpha_load_parameters_at_construction(alpha_cls, carphone_frames):
@@ -188,8 +191,8 @@ def test_person_alpha_load_parameters_at_construction(alpha_cls, carphone_frames
     assert general.load_params == {"model": "general", "threads": 1} and landscape.load_params == {"model": "landscape", "threads": 1}
     assert general.device.type in ("cpu", "cuda") and landscape.device == torch.device("cpu")
     rgb = carphone_frames[3]
-    a = general(video=as_scope_video(rgb), alpha_temporal=0.0)["video"][0, ..., 3]
-    b = landscape(video=as_scope_video(rgb), alpha_temporal=0.0)["video"][0, ..., 3]
+    a = general(video=as_scope_video(rgb), alpha_temporal=0.0, alpha_output_mode="rgba")["video"][0, ..., 3]
+    b = landscape(video=as_scope_video(rgb), alpha_temporal=0.0, alpha_output_mode="rgba")["video"][0, ..., 3]
     assert float((a - b).abs().mean()) > 0.002  # a different segmentation model ran
     with pytest.raises(ConfigError, match="alpha_model"):
         alpha_cls(alpha_model="portrait")
@@ -197,7 +200,7 @@ def test_person_alpha_load_parameters_at_construction(alpha_cls, carphone_frames
 
 def test_init_cache_resets_temporal_smoothing(alpha_cls, carphone_frames):
     pipe, fresh = alpha_cls(), alpha_cls()
-    smooth = {"alpha_temporal": 0.9}
+    smooth = {"alpha_temporal": 0.9, "alpha_output_mode": "rgba"}
     for rgb in carphone_frames[:5]:
         pipe(video=as_scope_video(rgb), **smooth)
     late = carphone_frames[100]
@@ -388,15 +391,18 @@ def test_avatar_without_its_models_says_what_to_fetch(avatar, tmp_path, monkeypa
     from bridge.errors import ModelMissingError
 
     monkeypatch.setenv("DAYDREAM_SCOPE_MODELS_DIR", str(tmp_path / "empty-scope-models"))
-    with pytest.raises(ModelMissingError, match="models fetch"):
+    with pytest.raises(ModelMissingError, match="models fetch") as caught:
         avatar.cls(avatar_width=64, avatar_height=64)
+    # Scope logs str(e) and sends it in its pipeline_load_failed event: name Scope's download
+    assert "in Scope: download the pipeline's models" in str(caught.value)
 
 
 def test_scope_chain_pose_avatar_alpha(scope, pose_cls, avatar, alpha_cls, carphone_frames):
     """pre -> main -> post as Scope runs them: each gets the previous ``video``, and a
     pipeline's other outputs reach the next one as parameters (Scope's forwarding)."""
     pose, main, post = pose_cls(), avatar.cls(avatar_width=64, avatar_height=64), alpha_cls()
-    params = {"prompts": [{"text": "a red robot", "weight": 1.0}], "avatar_strength": 0.7, "alpha_threshold": 0.5}
+    params = {"prompts": [{"text": "a red robot", "weight": 1.0}], "avatar_strength": 0.7, "alpha_threshold": 0.5,
+              "alpha_output_mode": "rgba"}
     for rgb in carphone_frames[:2]:
         pre = pose(video=as_scope_video(rgb), **params)
         forwarded = {k: v for k, v in pre.items() if k != "video"}
