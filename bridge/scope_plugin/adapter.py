@@ -88,7 +88,7 @@ class ScopeSpec:
 
     Attributes:
         stage: the stage's ``pipeline_id`` (or OSC name) in :mod:`bridge.stages`.
-        matte_output: the stage returns ``"alpha"``; offer RGBA (C=4) or key-colour output.
+        matte_output: the stage returns ``"alpha"``; offer key-colour (default), matte or RGBA output.
         control_output: the stage's ``video`` is a control image (a pose skeleton); offer
             passing the input frames through with the image as ``control_video``.
         omit: stage parameters that mean nothing inside Scope (hidden there, their
