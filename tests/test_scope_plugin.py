@@ -138,10 +138,11 @@ def test_every_stage_parameter_is_a_scope_field_with_the_same_schema(scope):
 
 # ----------------------------------------------------------------------- person-alpha
 def test_person_alpha_outputs_rgba_thwc_on_real_frames(alpha_cls, carphone_frames):
+    """Asked for RGBA (Scope's Spout output takes 4 channels), the matte is channel 3."""
     pipe = alpha_cls()  # Scope passes no device
     assert pipe.prepare(video=True).input_size == 1
     for rgb in carphone_frames[:6]:
-        out = pipe(video=as_scope_video(rgb), init_cache=False)
+        out = pipe(video=as_scope_video(rgb), init_cache=False, alpha_output_mode="rgba")
     video = out["video"]
     assert set(out) == {"video"}
     assert video.shape == (1, 144, 176, 4) and video.dtype == torch.float32
@@ -158,7 +159,7 @@ def test_person_alpha_runtime_parameters_change_between_calls(alpha_cls, carphon
     rgb = carphone_frames[10]
     frame = torch.from_numpy(rgb).float() / 255.0
     params = {"alpha_temporal": 0.0}
-    rgba = pipe(video=as_scope_video(rgb), **params)["video"][0]
+    rgba = pipe(video=as_scope_video(rgb), **params, alpha_output_mode="rgba")["video"][0]
     alpha = rgba[..., 3:]
 
     keyed = pipe(video=as_scope_video(rgb), **params, alpha_output_mode="key", alpha_key_color="#00FF00")["video"][0]
@@ -170,15 +171,17 @@ def test_person_alpha_runtime_parameters_change_between_calls(alpha_cls, carphon
     blue = pipe(video=as_scope_video(rgb), **params, alpha_output_mode="key", alpha_key_color="0000ff")["video"][0]
     assert torch.allclose(blue[background], torch.tensor([0.0, 0.0, 1.0]), atol=0.01)
 
-    premultiplied = pipe(video=as_scope_video(rgb), **params, alpha_alpha_mode="premultiplied")["video"][0]
+    premultiplied = pipe(video=as_scope_video(rgb), **params, alpha_alpha_mode="premultiplied", alpha_output_mode="rgba")["video"][0]
     torch.testing.assert_close(premultiplied[..., :3], frame * alpha, atol=1e-5, rtol=0)
     keyed_pm = pipe(video=as_scope_video(rgb), **params, alpha_alpha_mode="premultiplied", alpha_output_mode="key")["video"][0]
     torch.testing.assert_close(keyed_pm, keyed, atol=1e-5, rtol=0)  # same picture from either alpha form
 
-    strict = pipe(video=as_scope_video(rgb), **params, alpha_threshold=0.9)["video"][0, ..., 3]
+    strict = pipe(video=as_scope_video(rgb), **params, alpha_threshold=0.9, alpha_output_mode="rgba")["video"][0, ..., 3]
     assert float(strict.mean()) < float(alpha.mean()) - 0.02
-    again = pipe(video=as_scope_video(rgb), **params)["video"][0, ..., 3:]
+    again = pipe(video=as_scope_video(rgb), **params, alpha_output_mode="rgba")["video"][0, ..., 3:]
     torch.testing.assert_close(again, alpha)  # back to the defaults when Scope stops sending them
+    default = pipe(video=as_scope_video(rgb), **params)["video"][0]
+    torch.testing.assert_close(default, keyed)  # Scope's default: the picture over green (3 channels)
 
 
 def test_person_alpha_load_parameters_at_construction(alpha_cls, carphone_frames):
@@ -188,8 +191,8 @@ def test_person_alpha_load_parameters_at_construction(alpha_cls, carphone_frames
     assert general.load_params == {"model": "general", "threads": 1} and landscape.load_params == {"model": "landscape", "threads": 1}
     assert general.device.type in ("cpu", "cuda") and landscape.device == torch.device("cpu")
     rgb = carphone_frames[3]
-    a = general(video=as_scope_video(rgb), alpha_temporal=0.0)["video"][0, ..., 3]
-    b = landscape(video=as_scope_video(rgb), alpha_temporal=0.0)["video"][0, ..., 3]
+    a = general(video=as_scope_video(rgb), alpha_temporal=0.0, alpha_output_mode="rgba")["video"][0, ..., 3]
+    b = landscape(video=as_scope_video(rgb), alpha_temporal=0.0, alpha_output_mode="rgba")["video"][0, ..., 3]
     assert float((a - b).abs().mean()) > 0.002  # a different segmentation model ran
     with pytest.raises(ConfigError, match="alpha_model"):
         alpha_cls(alpha_model="portrait")
@@ -197,7 +200,7 @@ def test_person_alpha_load_parameters_at_construction(alpha_cls, carphone_frames
 
 def test_init_cache_resets_temporal_smoothing(alpha_cls, carphone_frames):
     pipe, fresh = alpha_cls(), alpha_cls()
-    smooth = {"alpha_temporal": 0.9}
+    smooth = {"alpha_temporal": 0.9, "alpha_output_mode": "rgba"}
     for rgb in carphone_frames[:5]:
         pipe(video=as_scope_video(rgb), **smooth)
     late = carphone_frames[100]
@@ -388,15 +391,18 @@ def test_avatar_without_its_models_says_what_to_fetch(avatar, tmp_path, monkeypa
     from bridge.errors import ModelMissingError
 
     monkeypatch.setenv("DAYDREAM_SCOPE_MODELS_DIR", str(tmp_path / "empty-scope-models"))
-    with pytest.raises(ModelMissingError, match="models fetch"):
+    with pytest.raises(ModelMissingError, match="models fetch") as caught:
         avatar.cls(avatar_width=64, avatar_height=64)
+    # Scope logs str(e) and sends it in its pipeline_load_failed event: name Scope's download
+    assert "in Scope: download the pipeline's models" in str(caught.value)
 
 
 def test_scope_chain_pose_avatar_alpha(scope, pose_cls, avatar, alpha_cls, carphone_frames):
     """pre -> main -> post as Scope runs them: each gets the previous ``video``, and a
     pipeline's other outputs reach the next one as parameters (Scope's forwarding)."""
     pose, main, post = pose_cls(), avatar.cls(avatar_width=64, avatar_height=64), alpha_cls()
-    params = {"prompts": [{"text": "a red robot", "weight": 1.0}], "avatar_strength": 0.7, "alpha_threshold": 0.5}
+    params = {"prompts": [{"text": "a red robot", "weight": 1.0}], "avatar_strength": 0.7, "alpha_threshold": 0.5,
+              "alpha_output_mode": "rgba"}
     for rgb in carphone_frames[:2]:
         pre = pose(video=as_scope_video(rgb), **params)
         forwarded = {k: v for k, v in pre.items() if k != "video"}
@@ -452,3 +458,117 @@ def test_package_and_daemon_work_without_scope(carphone):
     proc = subprocess.run([sys.executable, "-c", NO_SCOPE, str(carphone)], capture_output=True, text=True, timeout=240, env=env, cwd=Path(__file__).parent.parent)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "daemon ran without scope" in proc.stdout
+
+
+# ------------------------------------------------------- Scope's own calls and output (#19)
+def scope_output_frames(video: torch.Tensor) -> list[np.ndarray]:
+    """Scope's output path, as in its source (commit 68b0f95): ``server/pipeline_processor.py``
+    turns a float ``video`` into ``(value * 255.0).clamp(0, 255).to(torch.uint8)`` and splits it
+    into (1,H,W,C) frames; its WebRTC track, headless sink and recorder then call
+    ``av.VideoFrame.from_ndarray(frame.numpy(), format="rgb24")``. Returns what the viewer
+    gets back (``to_ndarray(format="rgb24")``), one (H,W,3) uint8 per frame."""
+    import av
+
+    if video.dtype != torch.uint8:
+        video = (video * 255.0).clamp(0, 255).to(dtype=torch.uint8).contiguous().detach()
+    shown = []
+    for i in range(video.shape[0]):
+        frame = av.VideoFrame.from_ndarray(video[i].numpy(), format="rgb24")
+        shown.append(frame.to_ndarray(format="rgb24"))
+    return shown
+
+
+def scope_session(cls, **load_params):
+    """Build a pipeline as Scope does: ``cls(**{schema defaults, **load_params})``; returns
+    (pipeline, the flat params dict Scope then passes to ``prepare`` and every call)."""
+    params = {**cls.get_config_class()().model_dump(), **load_params}
+    return cls(**params), params
+
+
+@pytest.mark.parametrize("pipeline_id", ["person-alpha", "pose"])
+def test_default_output_passes_scopes_output_conversion(scope, pipeline_id, carphone_frames):
+    pipe, params = scope_session(scope.registry.get(pipeline_id))
+    assert pipe.prepare(**params).input_size == 1
+    for i, rgb in enumerate(carphone_frames[:4]):
+        out = pipe(video=as_scope_video(rgb), init_cache=i == 0, **params)
+        (shown,) = scope_output_frames(out["video"])  # raises on 4 channels, as Scope does
+        assert shown.shape == rgb.shape
+
+
+def test_scope_preview_shows_the_person_over_the_key_colour(alpha_cls, carphone_frames):
+    """What Scope shows by default: the man as filmed, the car around him pure green."""
+    rgb = carphone_frames[30]
+
+    def shown_as(**mode):  # a fresh session: frame 29 then frame 30, as Scope shows it
+        pipe, params = scope_session(alpha_cls)
+        params.update(mode)
+        pipe(video=as_scope_video(carphone_frames[29]), init_cache=True, **params)
+        return pipe(video=as_scope_video(rgb), **params)["video"]
+
+    (shown,) = scope_output_frames(shown_as())
+    # the matte of the same frame, asked for as RGBA (what Scope's Spout output gets)
+    alpha = shown_as(alpha_output_mode="rgba")[0, ..., 3].numpy()
+    person, background = alpha > 0.95, alpha < 0.05
+    assert person.mean() > 0.15 and background.mean() > 0.15  # both are on screen
+    green = np.array([0.0, 255.0, 0.0])
+    # every pixel is the frame over green through the matte ("over", straight alpha), to rounding
+    expected = green + alpha[..., None] * (rgb.astype(float) - green)
+    assert np.abs(shown.astype(float) - expected).max() <= 1.01
+    assert (shown[alpha == 0] == green).all()  # the car around him: pure key colour
+    assert float(shown[40:100, 80:110, 1].mean()) < 200  # the face is not keyed out
+    # the matte mode shows the matte itself, grey
+    (matte,) = scope_output_frames(shown_as(alpha_output_mode="matte"))
+    assert np.abs(matte.astype(float) - alpha[..., None] * 255).max() <= 1.01
+
+
+@pytest.mark.parametrize("pipeline_id", ["person-alpha", "pose"])
+def test_one_instance_called_from_several_threads_gives_the_single_threaded_result(scope, pipeline_id, carphone_frames):
+    """Scope (after a failed session stop) and the daemon (a preset switch) may call one
+    instance from two threads; every output must be what one thread alone gets (issue #19)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cls = scope.registry.get(pipeline_id)
+    # no temporal smoothing, so each frame's result does not depend on the call order;
+    # init_cache on every call: each call starts from the same state
+    extra = {"alpha_temporal": 0.0} if pipeline_id == "person-alpha" else {}
+    frames = carphone_frames[::12][:8]
+    pipe, params = scope_session(cls)
+    params.update(extra)
+
+    def run(rgb):
+        out = pipe(video=as_scope_video(rgb), init_cache=True, **params)
+        return {k: v.clone() for k, v in out.items()}
+
+    expected = [run(rgb) for rgb in frames]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for _ in range(3):
+            for want, have in zip(expected, pool.map(run, frames)):
+                assert set(want) == set(have)
+                for key in want:
+                    torch.testing.assert_close(have[key], want[key], atol=1e-6, rtol=0)
+
+    # the stage itself, as the daemon's engine calls it (no Scope adapter, no reset per
+    # call), on one frame over and over: person-alpha (pose every frame, no smoothing)
+    # gives the same matte each time; the pose tracker keeps moving by about a pixel, so
+    # its keypoints are compared within two. Two threads inside one LiteRT interpreter
+    # raise or give garbage.
+    stage = get_stage(pipeline_id)()
+    stage_params = {**pipe.stage_params(params), "keep_uint8": False}
+    if pipeline_id == "person-alpha":
+        stage_params["pose_interval"] = 1
+    rgb = frames[2]
+
+    def run_stage(_):
+        out = stage(video=as_scope_video(rgb), **stage_params)
+        return {k: v.clone() for k, v in out.items() if isinstance(v, torch.Tensor)}
+
+    for _ in range(5):
+        want = run_stage(None)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for _ in range(3):
+            for have in pool.map(run_stage, range(16)):
+                assert set(want) == set(have)
+                if pipeline_id == "pose":
+                    torch.testing.assert_close(have["keypoints"], want["keypoints"], atol=2.0, rtol=0)  # pixels
+                else:
+                    assert float((have["alpha"] - want["alpha"]).abs().mean()) < 0.01

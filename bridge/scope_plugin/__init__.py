@@ -10,7 +10,7 @@ pipeline id        where it appears        output
 =================  ======================  ======================================================
 ``pose``           Preprocessor dropdown   the camera frames, the skeleton as ``control_video``
 ``avatar``         main pipeline selector  img2img frames; prompt from Scope's Prompts box
-``person-alpha``   Postprocessor dropdown  RGBA (C=4), or RGB over a key colour
+``person-alpha``   Postprocessor dropdown  RGB over a key colour (default), the matte, or RGBA
 =================  ======================  ======================================================
 
 This module imports Scope (its hook marker), so only Scope imports it: ``import

@@ -27,10 +27,23 @@ parameter therefore appears in Scope as ``<osc name>_<parameter>``: the daemon's
 (``kwargs["prompts"]``), so it is not repeated as a field.
 
 Matte output. A stage that returns ``"alpha"`` (THW1) next to ``"video"`` (THW3) gets two
-Scope-only parameters: ``<osc>_output_mode`` ``rgba`` (default: ``video`` becomes THWC
-with C=4, which Scope's Spout sender passes through to TouchDesigner as RGBA) or
-``key`` (C=3: the RGB composited over ``<osc>_key_color``, for outputs that drop alpha
-such as WebRTC and NDI).
+Scope-only parameters: ``<osc>_output_mode`` and ``<osc>_key_color``. Scope turns a
+pipeline's output into ``(video * 255).clamp(0, 255).to(uint8)`` and then, for its
+browser preview (WebRTC track), headless sink, recorder and cloud relay,
+``av.VideoFrame.from_ndarray(frame, format="rgb24")``, which refuses 4 channels
+(checked in Scope 68b0f95: ``server/pipeline_processor.py``, ``server/headless.py``,
+``server/recording.py``); only its Spout sender takes 4 (``server/spout/sender.py``).
+So the modes are:
+
+* ``key`` (the default inside Scope): C=3, the RGB composited over ``<osc>_key_color``
+  (green unless changed), so every Scope output shows the matte as the key colour around
+  the person, and a chroma keyer downstream can pull it back out;
+* ``matte``: C=3, the matte itself as grey (white = person), to judge it;
+* ``rgba``: C=4, the matte in alpha, for Scope's Spout output to TouchDesigner; Scope's
+  preview, recorder and headless sink cannot show 4 channels (they fail).
+
+The daemon (Spout/NDI/file sinks) never goes through this module: its stages return
+RGBA as before.
 
 Control output. A preprocessor whose image is meant as a ControlNet input (the pose
 skeleton) gets ``<osc>_output``: ``passthrough`` (default: its input frames go on as
@@ -53,8 +66,8 @@ from pydantic import Field, ValidationError
 from pydantic.fields import FieldInfo
 
 import bridge
-from bridge.errors import ConfigError
-from bridge.stages.base import BasePipelineConfig, Pipeline, UsageType, stack_video
+from bridge.errors import ConfigError, ModelMissingError
+from bridge.stages.base import BasePipelineConfig, Pipeline, UsageType, instance_lock, stack_video
 
 #: The stage parameter fed from Scope's prompt box when the stage ``supports_prompts``.
 PROMPT_FIELD = "prompt"
@@ -65,6 +78,9 @@ _UI_KEYS = ("order", "component", "modes", "label", "category")
 #: Default key colour of the ``key`` output mode: pure green, as a chroma keyer expects.
 DEFAULT_KEY_COLOR = "#00ff00"
 
+#: Output modes of a matte stage inside Scope; the first is the default (see the module doc).
+MATTE_OUTPUT_MODES = ("key", "matte", "rgba")
+
 
 @dataclass(frozen=True)
 class ScopeSpec:
@@ -72,7 +88,7 @@ class ScopeSpec:
 
     Attributes:
         stage: the stage's ``pipeline_id`` (or OSC name) in :mod:`bridge.stages`.
-        matte_output: the stage returns ``"alpha"``; offer RGBA (C=4) or key-colour output.
+        matte_output: the stage returns ``"alpha"``; offer key-colour (default), matte or RGBA output.
         control_output: the stage's ``video`` is a control image (a pose skeleton); offer
             passing the input frames through with the image as ``control_video``.
         omit: stage parameters that mean nothing inside Scope (hidden there, their
@@ -186,11 +202,12 @@ def scope_config_class(stage_cls: type[Pipeline], spec: ScopeSpec) -> type:
         namespace[scope_name] = FieldInfo.merge_field_infos(field, json_schema_extra=ui_field_config(**_ui_kwargs(field)))
     if spec.matte_output:
         order = _next_order(ours)
-        annotations[scope_param_name(ours, "output_mode")] = Literal["rgba", "key"]
+        annotations[scope_param_name(ours, "output_mode")] = Literal[MATTE_OUTPUT_MODES]  # type: ignore[valid-type]
         namespace[scope_param_name(ours, "output_mode")] = Field(
-            default="rgba",
-            description="rgba: 4 channels, the matte in alpha (Spout passes it to TouchDesigner). "
-            "key: 3 channels composited over the key colour, for outputs that drop alpha (WebRTC, NDI).",
+            default=MATTE_OUTPUT_MODES[0],
+            description="key: 3 channels, the person over the key colour (works in every Scope output). "
+            "matte: 3 channels, the matte as grey. rgba: 4 channels, the matte in alpha, for Scope's Spout "
+            "output only (Scope's preview, recorder and headless output take 3 channels and fail on 4).",
             json_schema_extra=ui_field_config(order=order, label="Output"),
         )
         annotations[scope_param_name(ours, "key_color")] = str
@@ -271,7 +288,13 @@ class _StageAdapter:
         load = config.load_params()
         #: the stage's load-time parameters as used (stage names, not Scope names).
         self.load_params = self._spec.prepare_load(load) if self._spec.prepare_load else load
-        self.stage = self._stage_cls(device=self.device, **self.load_params)
+        try:
+            self.stage = self._stage_cls(device=self.device, **self.load_params)
+        except ModelMissingError as exc:
+            # Scope logs str(e) and sends it in its "pipeline_load_failed" error event
+            # (server/pipeline_manager.py); name Scope's own download first
+            raise ModelMissingError(f"{ours.pipeline_id}: {exc} -- in Scope: download the pipeline's models "
+                                    "(Download in the pipeline's settings, or POST /api/v1/models/download), then load again") from exc
         # every runtime parameter gets a value, so a same-named key of another Scope
         # pipeline can never reach the stage
         self._defaults = {name: ours.model_fields[name].get_default(call_default_factory=True) for name in ours.runtime_fields()}
@@ -303,18 +326,24 @@ class _StageAdapter:
     def __call__(self, **kwargs: Any) -> dict[str, Any]:
         """Run the stage on ``kwargs["video"]`` (list of (1,H,W,C) tensors in [0,255]).
 
-        Returns ``{"video": (T,H,W,C) float32 in [0,1]}`` (C=4 RGBA, or C=3 in key mode,
-        for a matte stage) plus any other tensor outputs of the stage (Scope forwards those
+        Returns ``{"video": (T,H,W,C) float32 in [0,1]}`` (for a matte stage C=3 in the
+        default ``key`` mode and in ``matte`` mode, C=4 RGBA in ``rgba`` mode) plus any other tensor outputs of the stage (Scope forwards those
         to the next pipeline as parameters; Python objects such as the pose stage's
         ``people`` stay inside the daemon). ``init_cache=True`` (Scope's first call and
         its cache reset) resets the stage's temporal state.
 
         Raises:
-            ValueError: no video input, or a bad key colour.
+            ValueError: no video input, a bad key colour or output mode.
         """
         video = kwargs.get("video")
         if video is None or len(video) == 0:
             raise ValueError(f"{self._scope_config.pipeline_id} needs video input: choose the Video input mode in Scope")
+        # one call at a time per instance: reset + call + the key cache belong together
+        # (the stage itself locks too, see bridge.stages.base)
+        with instance_lock(self):
+            return self._run(video, kwargs)
+
+    def _run(self, video: list[torch.Tensor], kwargs: dict[str, Any]) -> dict[str, Any]:
         if kwargs.get("init_cache"):
             self.stage.reset()
         params = self.stage_params(kwargs)
@@ -332,8 +361,13 @@ class _StageAdapter:
         ours = self._stage_cls.get_config_class()
         if alpha is None:
             alpha = torch.ones_like(video[..., :1])
-        if kwargs.get(scope_param_name(ours, "output_mode"), "rgba") != "key":
+        mode = kwargs.get(scope_param_name(ours, "output_mode"), MATTE_OUTPUT_MODES[0])
+        if mode == "rgba":
             return rgba_output(video, alpha)
+        if mode == "matte":
+            return alpha.to(video.dtype).expand(*alpha.shape[:-1], 3).clone()
+        if mode != "key":
+            raise ValueError(f"{scope_param_name(ours, 'output_mode')} must be one of {', '.join(MATTE_OUTPUT_MODES)}; got {mode!r}")
         premultiplied = params.get("alpha_mode") == "premultiplied"
         return key_output(video, alpha, self._key_tensor(kwargs.get(scope_param_name(ours, "key_color"), DEFAULT_KEY_COLOR), video), premultiplied)
 

@@ -37,7 +37,12 @@ itself), because frames are still in flight on other threads (the engine's assem
 Concurrency: the engine runs each stage on its own worker thread, one frame after the
 other and in order. A config may set ``max_workers > 1`` to let several frames through
 the stage at once (same instance, several threads), only for a stage with no state
-from frame to frame whose ``__call__`` is safe to call from several threads.
+from frame to frame whose ``__call__`` is safe to call from several threads. Every other
+stage gets a per-instance lock around ``__call__`` and ``reset`` (:class:`Pipeline` adds
+it to each subclass), because hosts do call one instance from several threads: Scope
+after a failed session stop while the next session starts (issue #19), the daemon's
+preset switch while frames of the old chain are in flight. A LiteRT interpreter or a
+temporal state shared by two calls at once corrupts both.
 """
 
 from __future__ import annotations
@@ -207,6 +212,14 @@ class Pipeline:
 
 
 _LOCK_GUARD = threading.Lock()
+
+
+def instance_lock(obj: Any) -> threading.RLock:
+    """A re-entrant lock of ``obj``'s own, made on first use (``dict.setdefault`` is atomic, so
+    two threads asking at once get the same lock): for a host wrapper (the Scope adapter)
+    whose steps around a stage call belong together."""
+    lock = obj.__dict__.get("_host_lock")
+    return lock if lock is not None else obj.__dict__.setdefault("_host_lock", threading.RLock())
 
 
 def _serialised(method: Callable[..., Any]) -> Callable[..., Any]:
