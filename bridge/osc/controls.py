@@ -310,6 +310,8 @@ class Controls:
                 address, preset = self._pending
                 self._pending = None
                 self._switching = preset.name
+                # (again) loading: a failed build before this one may have left the state at error
+                self.engine.chain.on_event("loading", f"preset {preset.name}")
             try:
                 self._load_preset(address, preset)
             except Exception:  # a bug must cost this switch, not every later one
