@@ -820,7 +820,7 @@ class StreamEngine:
             with self._on_stream():
                 self._cn_scale.fill_(self._control_scale if has_control else 0.0)
         with torch.no_grad(), self._on_stream():  # (not inference_mode: later stages may modify the output)
-            if self.acceleration in GRAPHED and self.cuda and self._graph is None:
+            if self._graph is None and (self.acceleration == "cuda-graphs" or (self.acceleration in GRAPHED and self.cuda)):
                 # only when the reference-image count changed after warm-up: capture off the frame thread
                 self._install_recapture()
                 if self._graph is None:
