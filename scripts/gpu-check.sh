@@ -108,8 +108,9 @@ MISSING="$(missing_from "$PY")"
 if [ -n "$MISSING" ]; then
   echo "gpu-check: not importable here: $MISSING; installing into $VENV (sees this python's packages)" >&2
   if [ ! -x "$VENV/bin/python" ]; then
-    # no ensurepip (Debian without python3-venv): a venv without pip, driven by the outer pip below
-    run "$PY" -m venv "$VENV" || run "$PY" -m venv --without-pip "$VENV"
+    # without pip: no seeded pip/setuptools of its own to shadow the outer python's (a venv's setuptools 65
+    # over the setuptools>=77 torch wants breaks `pip check`); the outer pip is reached through the .pth
+    run "$PY" -m venv --without-pip "$VENV"
   fi
   if [ "$DRY" = 0 ]; then
     # The outer python may itself be a venv: a venv made from it (even --system-site-packages) sees only
@@ -137,9 +138,9 @@ for d in md.distributions():
         print(f"{key}=={version}")
 EOF
   fi
-  PIP=("$VENV/bin/python" -m pip)
+  PIP=("$VENV/bin/python" -m pip)  # the outer python's pip, installing into the venv
   if [ "$DRY" = 0 ] && ! "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then
-    PIP=("$PY" -m pip --python "$VENV/bin/python")  # a venv without pip: drive it with the outer pip
+    run "$VENV/bin/python" -m ensurepip --default-pip >/dev/null || fail "no pip in $PY and no ensurepip: install pip for it"
   fi
   INSTALL=("${PIP[@]}" install --disable-pip-version-check -q -c "$VENV/outer-constraints.txt")
   if [ -d "$WHEELS" ]; then

@@ -28,6 +28,8 @@ from tests.test_scope_constraints import _pypi_reachable
 
 ROOT = Path(__file__).resolve().parent.parent
 PYVER = f"{sys.version_info.major}.{sys.version_info.minor}"
+#: the script under test (another path only to check this test against an older script)
+SCRIPT = Path(os.environ.get("GPU_CHECK_SCRIPT", ROOT / "scripts" / "gpu-check.sh"))
 
 
 def _sh(cmd: list[str], **kw) -> subprocess.CompletedProcess:
@@ -74,7 +76,7 @@ def test_gpu_check_runs_every_row_when_python_is_itself_a_venv(gpu_box):
     env.update({"PYTHON": py, "WHEELS": str(wheels), "GPU_CHECK_VENV": str(base / "inner"), "OUT": str(out),
                 "PIP_NO_INDEX": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1", "TMPDIR": str(base)})
     env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if not p.startswith(sysconfig.get_path("scripts")))
-    run = _sh(["bash", str(ROOT / "scripts" / "gpu-check.sh"), "--cpu"], env=env, cwd=base, timeout=1800)
+    run = _sh(["bash", str(SCRIPT), "--cpu"], env=env, cwd=base, timeout=1800)
     assert run.returncode == 0, f"gpu-check.sh --cpu failed:\n{run.stderr[-4000:]}"
     rows = json.loads((out / "bench.json").read_text())
     seen = {(r["steps"], r["controlnet"], r["requested_acceleration"]) for r in rows}
