@@ -318,7 +318,6 @@ class StreamEngine:
         self._graph_out: torch.Tensor | None = None
         self._graph_no_cn: Any = None  # the second graph, without the ControlNet (controlnet_free_graph)
         self._graph_no_cn_out: torch.Tensor | None = None
-        self._tls = threading.local()  # .skip_cn: this thread is capturing the ControlNet-free graph
         self._recapture: threading.Thread | None = None  # a re-capture running in the background
         self._recaptured: tuple[Any, ...] | None = None  # its result, installed at the next frame
         self._warm = False
@@ -635,15 +634,12 @@ class StreamEngine:
                 out = self._frame(self._image_in, self._control_in)
             if not self.controlnet_free_graph:
                 return graph, out, None, None
-            self._tls.skip_cn = True  # same inputs and state, the ControlNet left out; shares the first graph's pool
-            try:
-                self._frame(self._image_in, self._control_in)
-                stream.synchronize()
-                graph2 = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(graph2, pool=graph.pool(), stream=stream, capture_error_mode="thread_local"):
-                    out2 = self._frame(self._image_in, self._control_in)
-            finally:
-                self._tls.skip_cn = False
+            # same inputs and state, no control image: the ControlNet is left out; shares the first graph's pool
+            self._frame(self._image_in, None)
+            stream.synchronize()
+            graph2 = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph2, pool=graph.pool(), stream=stream, capture_error_mode="thread_local"):
+                out2 = self._frame(self._image_in, None)
             return graph, out, graph2, out2
 
     def _recapture_in_background(self) -> None:
@@ -967,7 +963,7 @@ class StreamEngine:
         down = mid = None
         # Accelerated, the ControlNet always runs (scale 0 multiplies its residuals by 0): one graph
         # whatever the scale. Eager, scale 0 skips it (the same result, less work).
-        run_cn = (self.controlnet is not None and control is not None and not getattr(self._tls, "skip_cn", False)
+        run_cn = (self.controlnet is not None and control is not None
                   and (self.acceleration != "none" or self._control_scale > 0.0))
         if run_cn:
             with self._timed("controlnet"):
