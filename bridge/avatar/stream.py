@@ -338,9 +338,8 @@ class StreamEngine:
             self._has_refs = False
             self.update(StreamParams())
         self._frame_fn: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor] = self._frame
-        #: the model calls of a frame: the modules themselves, or compiled ones (compile-graphs)
-        self._unet_fn, self._controlnet_fn = self.unet, self.controlnet
-        self._encode_fn, self._decode_fn = self.vae.encode, self.vae.decode
+        #: compiled model calls (compile-graphs); None: the modules themselves, looked up at each call
+        self._unet_fn = self._controlnet_fn = self._encode_fn = self._decode_fn = None
         if self.acceleration == "compile-graphs":  # inductor's default mode: no CUDA graphs of its own
             backend = compile_backend or "inductor"
             compiled = (lambda fn: torch.compile(fn, backend=backend, dynamic=False, fullgraph=False))
@@ -594,8 +593,7 @@ class StreamEngine:
         first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
         log.warning("avatar: %s failed (%s); running without acceleration", what, first)
         self.acceleration, self._graph, self._graph_out, self._frame_fn = "none", None, None, self._frame
-        self._unet_fn, self._controlnet_fn = self.unet, self.controlnet
-        self._encode_fn, self._decode_fn = self.vae.encode, self.vae.decode
+        self._unet_fn = self._controlnet_fn = self._encode_fn = self._decode_fn = None
         self._graph_no_cn = self._graph_no_cn_out = None
 
     def _capture_or_eager(self) -> None:
@@ -967,7 +965,7 @@ class StreamEngine:
                   and (self.acceleration != "none" or self._control_scale > 0.0))
         if run_cn:
             with self._timed("controlnet"):
-                down, mid = self._controlnet_fn(
+                down, mid = (self._controlnet_fn or self.controlnet)(
                     x, t, encoder_hidden_states=embeds, controlnet_cond=control.expand(n, -1, -1, -1),  # type: ignore[union-attr]
                     conditioning_scale=self._cn_scale, added_cond_kwargs=added or None, return_dict=False,
                 )
@@ -978,23 +976,23 @@ class StreamEngine:
                 ip = torch.cat([torch.zeros_like(ip[: n // 2]), ip[n // 2:]])
             unet_added["image_embeds"] = [ip]
         with self._timed("unet"):
-            return self._unet_fn(x, t, encoder_hidden_states=embeds, down_block_additional_residuals=down,
+            return (self._unet_fn or self.unet)(x, t, encoder_hidden_states=embeds, down_block_additional_residuals=down,
                              mid_block_additional_residual=mid, added_cond_kwargs=unet_added or None, return_dict=False)[0]
 
     def _encode(self, image: torch.Tensor) -> torch.Tensor:
         if self.vae_upcast:
             image = image.float()
         if self.tiny_vae:
-            latents = self._encode_fn(image).latents
+            latents = (self._encode_fn or self.vae.encode)(image).latents
         else:
-            latents = self._encode_fn(image).latent_dist.mode()
+            latents = (self._encode_fn or self.vae.encode)(image).latent_dist.mode()
         return (latents * self.vae_scale).to(self.dtype)
 
     def _decode(self, latent: torch.Tensor) -> torch.Tensor:
         latent = latent / self.vae_scale
         if self.vae_upcast:
             latent = latent.float()
-        image = self._decode_fn(latent).sample
+        image = (self._decode_fn or self.vae.decode)(latent).sample
         return image.permute(0, 2, 3, 1).float().mul(0.5).add_(0.5).clamp_(0.0, 1.0).contiguous()
 
     # ----------------------------------------------------------------- profiling
