@@ -5,32 +5,49 @@
 #   scripts/gpu-check.sh --dry-run    # print what it would run, run nothing
 #   scripts/gpu-check.sh --cpu        # the same steps on the CPU with tiny models (checks the script)
 #
-# It uses the python that already has a CUDA torch (python3 on PATH, or $PYTHON). What else the
-# benchmark needs (diffusers, pydantic, python-osc, ai-edge-litert) is imported from that python if
-# present; else installed into a throw-away venv that sees the preinstalled packages
-# (--system-site-packages: the CUDA torch, numpy 2, transformers, OpenCV stay as they are), from
-# ./wheels when that folder exists (an offline box: make it with scripts/gpu-wheels.sh on a machine
-# with internet and carry it along, at most 64 MiB), else from the package index.
+# It uses the python that already has a CUDA torch (python3 on PATH, or $PYTHON), even when that python
+# is itself a virtual environment (the lent GPU machine's is). What else the benchmark needs (diffusers,
+# pydantic, python-osc, ai-edge-litert, ...) is imported from that python if present; else installed into a
+# throw-away venv whose .pth file lists the outer python's site-packages (so its CUDA torch, numpy,
+# transformers and OpenCV stay visible and are never replaced: every package the outer python has is
+# pinned to its installed version with a pip constraints file). From ./wheels when that folder exists
+# (offline: make it with scripts/gpu-wheels.sh on a machine with PyPI), else from the package index.
+# After installing, it checks that diffusers' UNet2DConditionModel, ControlNetModel and AutoencoderTiny
+# import and that `pip check` reports nothing new; else it stops with one line saying why.
 #
-# Then it prints the JSON of `avatar-bridge bench avatar --random-weights` at 512x512: 1 and 2 steps,
-# ControlNet on and off, acceleration none and auto (auto = the whole frame as one CUDA graph), each
-# row with end-to-end fps (pose + diffusion + alpha, in series and pipelined) and diffusion-only fps.
-# The benchmark is cut off after $GPU_CHECK_TIMEOUT seconds (default 420) so the whole check stays
-# within 8 minutes. Put the numbers in docs/benchmarks.md (avatar section).
+# Then it runs `avatar-bridge bench avatar --random-weights` at 512x512 (1 and 2 steps, ControlNet on
+# and off, each acceleration lever; see docs/benchmarks.md) and writes to $OUT (default ./gpu-check-out):
+#   bench.json     the grid's JSON rows: steps 1,2 x ControlNet on,off x acceleration none, auto (whole-frame
+#                  CUDA graph), compile-graphs (inductor-compiled models inside that graph); end-to-end,
+#                  pipelined and diffusion-only fps per row
+#   levers.json    1 step + ControlNet, auto: all levers on, then each off in turn (cudnn-benchmark-off,
+#                  spin-wait, nchw) and frames without a pose (no-pose: the ControlNet-free graph;
+#                  no-pose-cn-graph: the full graph at scale 0)
+#   bench.log, levers.log   the bench's progress lines
+#   profile.txt    torch.profiler: the 30 most expensive CUDA kernels of the 1-step + ControlNet row
+#   nvidia-smi.txt, versions.txt (python, torch/CUDA, pip freeze), pip-check.txt
+# The benchmark is cut off after $GPU_CHECK_TIMEOUT seconds (default 400) so the check stays under 8 min.
+#
+# On a lent machine, in one call of the device tool (wheels/ is git-ignored, so it must be carried;
+# 64 MiB per call at most, 10 min per command):
+#   scripts/gpu-wheels.sh                       # here, with PyPI: fills ./wheels (refuses > 64 MiB)
+#   run(command="scripts/gpu-check.sh", carry=["wheels"], timeout_s=540)
+# and the files come back from $OUT. Put the rows in docs/benchmarks.md (avatar section).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PY="${PYTHON:-python3}"
 WHEELS="${WHEELS:-$ROOT/wheels}"
 VENV="${GPU_CHECK_VENV:-${TMPDIR:-/tmp}/avatar-bridge-gpu-check-venv}"
-TIMEOUT="${GPU_CHECK_TIMEOUT:-420}"
+TIMEOUT="${GPU_CHECK_TIMEOUT:-400}"
+OUTDIR="${OUT:-$ROOT/gpu-check-out}"
 DRY=0
 CPU=0
 for arg in "$@"; do
   case "$arg" in
     --dry-run) DRY=1 ;;
     --cpu) CPU=1 ;;
-    -h|--help) sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,32p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "gpu-check: unknown option $arg (use --dry-run, --cpu or --help)" >&2; exit 2 ;;
   esac
 done
@@ -40,7 +57,11 @@ if [ "$CPU" = 1 ]; then
 else
   BENCH_ARGS=(--width 512 --height 512 --frames 60 --warmup 5)
 fi
-BENCH=(-m bridge bench avatar --random-weights --json --steps 1,2 --controlnet on,off --acceleration none,auto --stream-batch on --filter off "${BENCH_ARGS[@]}")
+# the grid: steps x ControlNet x acceleration, every lever on (bench.json) ...
+BENCH=(-m bridge bench avatar --random-weights --json --steps 1,2 --controlnet on,off --acceleration none,auto,compile-graphs --stream-batch on --filter off "${BENCH_ARGS[@]}")
+# ... then each fast-path lever off in turn, 1 step + ControlNet, whole-frame graph (levers.json)
+LEVER_BENCH=(-m bridge bench avatar --random-weights --json --steps 1 --controlnet on --acceleration auto --stream-batch on --filter off
+  --levers all-on,cudnn-benchmark-off,spin-wait,nchw,no-pose,no-pose-cn-graph "${BENCH_ARGS[@]}")
 # import name -> what to install when it is missing
 NEEDED=(diffusers:diffusers pydantic:pydantic pythonosc:python-osc ai_edge_litert:ai-edge-litert yaml:PyYAML PIL:Pillow safetensors:safetensors)
 
@@ -77,25 +98,76 @@ print(" ".join(pip for mod, pip in (a.split(":") for a in sys.argv[1:]) if impor
 EOF
 }
 
+fail() { echo "gpu-check: $*" >&2; exit 2; }
+[ "$DRY" = 1 ] || mkdir -p "$OUTDIR"
+pip_check() {  # the lines of `pip check` for python $1, sorted (empty when clean)
+  "$1" -m pip check --disable-pip-version-check 2>/dev/null | grep -v '^No broken requirements' | sort || true
+}
 RUN_PY="$PY"
 MISSING="$(missing_from "$PY")"
 if [ -n "$MISSING" ]; then
-  echo "gpu-check: not importable here: $MISSING; installing into $VENV (sees the preinstalled packages)" >&2
+  echo "gpu-check: not importable here: $MISSING; installing into $VENV (sees this python's packages)" >&2
   if [ ! -x "$VENV/bin/python" ]; then
-    # no ensurepip (Debian without python3-venv): a venv without pip, driven by the outer pip below
-    run "$PY" -m venv --system-site-packages "$VENV" || run "$PY" -m venv --system-site-packages --without-pip "$VENV"
+    # without pip: no seeded pip/setuptools of its own to shadow the outer python's (a venv's setuptools 65
+    # over the setuptools>=77 torch wants breaks `pip check`); the outer pip is reached through the .pth
+    run "$PY" -m venv --without-pip "$VENV"
   fi
-  PIP=("$VENV/bin/python" -m pip)
+  if [ "$DRY" = 0 ]; then
+    # The outer python may itself be a venv: a venv made from it (even --system-site-packages) sees only
+    # the base interpreter's packages. A .pth file listing the outer python's site folders keeps its
+    # torch, numpy, cv2, transformers visible; the venv's own site-packages still come first.
+    INNER_SITE="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+    "$PY" - > "$INNER_SITE/gpu-check-outer.pth" <<'EOF'
+import site, sysconfig
+seen = []
+for p in [sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"], *site.getsitepackages()]:
+    if p not in seen:
+        seen.append(p)
+print("\n".join(seen))
+EOF
+    # every distribution the outer python has, pinned to its installed version: carried wheels add what
+    # is missing and never shadow the box's packages (e.g. a huggingface-hub 2.x over a transformers 4.x)
+    "$PY" - > "$VENV/outer-constraints.txt" <<'EOF'
+import importlib.metadata as md, re
+seen = set()
+for d in md.distributions():
+    name, version = d.metadata["Name"], d.version
+    key = re.sub(r"[-_.]+", "-", name or "").lower()
+    if key and version and key not in seen:
+        seen.add(key)
+        print(f"{key}=={version}")
+EOF
+  fi
+  PIP=("$VENV/bin/python" -m pip)  # the outer python's pip, installing into the venv
   if [ "$DRY" = 0 ] && ! "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then
-    PIP=("$PY" -m pip --python "$VENV/bin/python")  # a venv without pip: drive it with the outer pip
+    run "$VENV/bin/python" -m ensurepip --default-pip >/dev/null || fail "no pip in $PY and no ensurepip: install pip for it"
   fi
+  INSTALL=("${PIP[@]}" install --disable-pip-version-check -q -c "$VENV/outer-constraints.txt")
   if [ -d "$WHEELS" ]; then
-    run "${PIP[@]}" install --disable-pip-version-check --no-index --find-links "$WHEELS" $MISSING
+    run "${INSTALL[@]}" --no-index --find-links "$WHEELS" $MISSING \
+      || fail "installing $MISSING from $WHEELS failed (pip's lines above): rebuild it with scripts/gpu-wheels.sh for this box's versions"
   else
-    echo "gpu-check: no $WHEELS folder: installing from the package index (offline? run scripts/gpu-wheels.sh elsewhere and copy wheels/ here)" >&2
-    run "${PIP[@]}" install --disable-pip-version-check $MISSING
+    echo "gpu-check: no $WHEELS folder: installing from the package index (offline? run scripts/gpu-wheels.sh elsewhere and carry wheels/)" >&2
+    run "${INSTALL[@]}" $MISSING || fail "installing $MISSING failed (pip's lines above)"
   fi
   RUN_PY="$VENV/bin/python"
+fi
+
+if [ "$DRY" = 0 ]; then
+  "$RUN_PY" -c 'from diffusers import UNet2DConditionModel, ControlNetModel, AutoencoderTiny' 2>"$OUTDIR/import-error.txt" \
+    || fail "diffusers' UNet2DConditionModel/ControlNetModel/AutoencoderTiny do not import: $(tail -n 1 "$OUTDIR/import-error.txt")"
+  rm -f "$OUTDIR/import-error.txt"
+  BEFORE="$(pip_check "$PY")"
+  AFTER="$(pip_check "$RUN_PY")"
+  printf '%s\n' "$AFTER" > "$OUTDIR/pip-check.txt"
+  NEW="$(comm -13 <(printf '%s\n' "$BEFORE") <(printf '%s\n' "$AFTER") | sed '/^$/d')"
+  [ -z "$NEW" ] || fail "pip check: the installed wheels broke requirements: $(printf '%s' "$NEW" | head -n 1) (all in $OUTDIR/pip-check.txt)"
+  {
+    echo "python: $("$RUN_PY" -c 'import sys; print(sys.version)')"
+    "$RUN_PY" -c 'import torch; print(f"torch {torch.__version__}, CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}")' || true
+    "$RUN_PY" -m pip freeze --disable-pip-version-check 2>/dev/null || true
+  } > "$OUTDIR/versions.txt"
+  if command -v nvidia-smi >/dev/null; then nvidia-smi > "$OUTDIR/nvidia-smi.txt" 2>&1 || true; else echo "no nvidia-smi on this machine" > "$OUTDIR/nvidia-smi.txt"; fi
 fi
 
 # real frames of a real person: the carphone clip from wheels/samples when this box cannot fetch it
@@ -109,5 +181,23 @@ fi
 cd "$ROOT"
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 START=$(date +%s)
-run timeout "$TIMEOUT" "$RUN_PY" "${BENCH[@]}"
-echo "gpu-check: done in $(( $(date +%s) - START )) s; put the rows in docs/benchmarks.md (avatar section) with: scripts/gpu-check.sh" >&2
+if [ "$DRY" = 1 ]; then
+  run timeout "$TIMEOUT" "$RUN_PY" "${BENCH[@]}" --profile "$OUTDIR/profile.txt"
+  run timeout "$TIMEOUT" "$RUN_PY" "${LEVER_BENCH[@]}"
+else
+  bench() {  # bench NAME ARGS...: JSON rows to $OUTDIR/NAME.json and stdout, progress to NAME.log and stderr
+    local name="$1" left rc; shift
+    left=$(( TIMEOUT - ($(date +%s) - START) ))
+    [ "$left" -gt 10 ] || fail "no time left for the $name rows (GPU_CHECK_TIMEOUT=$TIMEOUT s)"
+    echo "+ timeout $left $RUN_PY $*" >&2
+    set +e
+    timeout "$left" "$RUN_PY" "$@" > "$OUTDIR/$name.json" 2> >(tee "$OUTDIR/$name.log" >&2)
+    rc=$?
+    set -e
+    cat "$OUTDIR/$name.json"
+    [ "$rc" = 0 ] || fail "the $name bench exited with $rc (124: cut off; GPU_CHECK_TIMEOUT=$TIMEOUT s in all); partial output in $OUTDIR"
+  }
+  bench bench "${BENCH[@]}" --profile "$OUTDIR/profile.txt"
+  bench levers "${LEVER_BENCH[@]}"
+fi
+echo "gpu-check: done in $(( $(date +%s) - START )) s; files in $OUTDIR; put the rows in docs/benchmarks.md (avatar section)" >&2

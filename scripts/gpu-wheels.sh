@@ -14,6 +14,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT="${1:-$ROOT/wheels}"
 PY="${PYTHON:-python3}"
 LIMIT_MIB=64
+PYVER="${GPU_WHEELS_PYTHON:-3.12}"  # the GPU box's python (3.12); the test sets the local one
 # the versions this tree is tested with (diffusers) and the LiteRT runtime of the vision stages
 PACKAGES=("diffusers==0.42.1" "ai-edge-litert==2.3.0" "pydantic>=2.6" "python-osc>=1.9" "annotated-types>=0.6" "PyYAML>=6" "Pillow>=10")
 PLATFORMS=(manylinux2014_x86_64 manylinux_2_17_x86_64 manylinux_2_24_x86_64 manylinux_2_27_x86_64 manylinux_2_28_x86_64 any)
@@ -23,7 +24,7 @@ DROP='^(torch|numpy|nvidia_|triton)'
 mkdir -p "$OUT"
 args=()
 for p in "${PLATFORMS[@]}"; do args+=(--platform "$p"); done
-"$PY" -m pip download --disable-pip-version-check --only-binary=:all: --python-version 3.12 --implementation cp --abi cp312 \
+"$PY" -m pip download --disable-pip-version-check --only-binary=:all: --python-version "$PYVER" --implementation cp --abi "cp${PYVER/./}" \
   "${args[@]}" -d "$OUT" "${PACKAGES[@]}"
 for wheel in "$OUT"/*.whl; do
   if basename "$wheel" | grep -Eiq "$DROP"; then rm -f "$wheel"; fi

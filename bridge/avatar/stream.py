@@ -57,6 +57,7 @@ import contextlib
 import logging
 import math
 import random
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
@@ -69,7 +70,9 @@ log = logging.getLogger("bridge.avatar.stream")
 #: The timestep grid ``t_index_list`` indexes (StreamDiffusion's num_inference_steps).
 TIMESTEP_GRID = 50
 CFG_TYPES = ("none", "self", "full")
-ACCELERATIONS = ("auto", "none", "compile", "cuda-graphs")
+ACCELERATIONS = ("auto", "none", "compile", "cuda-graphs", "compile-graphs")
+#: the accelerations that replay a captured CUDA graph per frame
+GRAPHED = ("cuda-graphs", "compile-graphs")
 
 
 def t_index_list(strength: float, steps: int, grid: int = TIMESTEP_GRID) -> list[int]:
@@ -206,9 +209,19 @@ class StreamEngine:
         device, dtype: where and how the models run.
         acceleration: ``auto`` (``cuda-graphs`` on CUDA, ``none`` elsewhere) | ``none`` |
             ``compile`` (``torch.compile`` of the whole frame) | ``cuda-graphs`` (the whole
-            frame, TAESD included, captured as one CUDA graph). CUDA only, unless
-            ``compile_backend`` is given.
-        channels_last: channels-last memory format (CUDA only).
+            frame, TAESD included, captured as one CUDA graph) | ``compile-graphs`` (the UNet,
+            ControlNet and TAESD each ``torch.compile``-d with inductor, without inductor's own
+            CUDA graphs, inside the engine's whole-frame capture: fused kernels, one launch).
+            CUDA only, unless ``compile_backend`` is given (then compiled, never captured).
+        channels_last: channels-last memory format (CUDA only). A lever to measure: cuDNN
+            convolutions prefer it, GroupNorm runs NCHW on CUDA (the GPU check times both).
+        cudnn_benchmark: set ``torch.backends.cudnn.benchmark`` (a process-wide flag) before
+            the warm-up, so cuDNN picks its fastest convolution for the fixed shapes (CUDA only).
+        blocking_wait: the one per-frame host wait (``host=True``) sleeps on a blocking CUDA
+            event instead of spinning a CPU core for the whole GPU frame (the core an artist's
+            TouchDesigner needs).
+        controlnet_free_graph: with ``cuda-graphs``, also capture a second graph without the
+            ControlNet, replayed for frames with no pose image or a ControlNet scale of 0.
         sdxl: add SDXL's pooled text embedding and time ids.
         compile_backend: the ``torch.compile`` backend for ``compile`` (default inductor);
             giving one allows ``compile`` on any device (tests use ``"eager"`` on the CPU).
@@ -241,6 +254,9 @@ class StreamEngine:
         dtype: torch.dtype = torch.float32,
         acceleration: str = "auto",
         channels_last: bool = True,
+        cudnn_benchmark: bool = True,
+        blocking_wait: bool = True,
+        controlnet_free_graph: bool = True,
         sdxl: bool = False,
         compile_backend: str | Callable[..., Any] | None = None,
     ) -> None:
@@ -280,6 +296,13 @@ class StreamEngine:
         self.profile = False
         self.skipped = False
         self.cuda = self.device.type == "cuda"
+        self.cudnn_benchmark, self.blocking_wait = bool(cudnn_benchmark), bool(blocking_wait)
+        self.controlnet_free_graph = bool(controlnet_free_graph) and controlnet is not None
+        #: one thread at a time drives the engine: two station threads sharing it (a preset switch)
+        #: would interleave writes of the graph's static inputs and replays (reentrant: update in process)
+        self.lock = threading.RLock()
+        #: recorded on the engine's stream after each frame: the caller's stream waits on it (process)
+        self.done: Any = None
         #: the engine's own CUDA stream (None off CUDA): every GPU op of the engine is queued on it
         self.stream = torch.cuda.Stream(self.device) if self.cuda else None
         self._events: list[tuple[str, Any, Any]] = []
@@ -293,15 +316,20 @@ class StreamEngine:
         self.acceleration = self._resolve_acceleration(acceleration, compile_backend)
         self._graph: Any = None
         self._graph_out: torch.Tensor | None = None
+        self._graph_no_cn: Any = None  # the second graph, without the ControlNet (controlnet_free_graph)
+        self._graph_no_cn_out: torch.Tensor | None = None
+        self._recapture: threading.Thread | None = None  # a re-capture running in the background
+        self._recaptured: tuple[Any, ...] | None = None  # its result, installed at the next frame
         self._warm = False
-        if self.stream is not None:  # the weights were put on the device on the default stream
+        self.channels_last = bool(channels_last) and self.cuda
+        if self.channels_last:  # on the stream the weights were made on, so their freed memory returns there
+            for model in (self.unet, self.controlnet, self.vae):
+                if model is not None:
+                    model.to(memory_format=torch.channels_last)
+        if self.stream is not None:  # the weights were put on the device (and converted) on the default stream
             self.stream.wait_stream(torch.cuda.current_stream(self.device))
         with self._on_stream():
             self._allocate()
-            if self.cuda and channels_last:
-                for model in (self.unet, self.controlnet, self.vae):
-                    if model is not None:
-                        model.to(memory_format=torch.channels_last)
             self._ip_layers = self._find_ip_value_layers()
             self.has_ip_adapter = encode_images is not None
             if self.has_ip_adapter:
@@ -310,6 +338,14 @@ class StreamEngine:
             self._has_refs = False
             self.update(StreamParams())
         self._frame_fn: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor] = self._frame
+        #: compiled model calls (compile-graphs); None: the modules themselves, looked up at each call
+        self._unet_fn = self._controlnet_fn = self._encode_fn = self._decode_fn = None
+        if self.acceleration == "compile-graphs":  # inductor's default mode: no CUDA graphs of its own
+            backend = compile_backend or "inductor"
+            compiled = (lambda fn: torch.compile(fn, backend=backend, dynamic=False, fullgraph=False))
+            self._unet_fn, self._encode_fn, self._decode_fn = compiled(self.unet), compiled(self.vae.encode), compiled(self.vae.decode)
+            if self.controlnet is not None:
+                self._controlnet_fn = compiled(self.controlnet)
         if self.acceleration == "compile":
             backend = compile_backend or "inductor"
             self._frame_fn = torch.compile(self._frame, backend=backend, dynamic=False, fullgraph=False)
@@ -318,8 +354,8 @@ class StreamEngine:
     def _resolve_acceleration(self, acceleration: str, backend: Any) -> str:
         if acceleration == "auto":
             return "cuda-graphs" if self.cuda else "none"
-        if acceleration == "compile" and backend is not None:
-            return "compile"
+        if acceleration in ("compile", "compile-graphs") and backend is not None:
+            return acceleration
         if acceleration != "none" and not self.cuda:
             log.warning("avatar: acceleration %r needs CUDA; running without it on %s", acceleration, self.device)
             return "none"
@@ -388,6 +424,10 @@ class StreamEngine:
 
     def reset(self) -> None:
         """Forget frames in flight, the last output and the filter's reference frame."""
+        with self.lock:
+            self._reset()
+
+    def _reset(self) -> None:
         self._primed = False
         self._last_output = None
         self.filter.reset(self._params.seed if self._params else 0)
@@ -409,6 +449,10 @@ class StreamEngine:
         Raises:
             ValueError: a strength too low for the number of steps.
         """
+        with self.lock:
+            self._update(params, reference_images)
+
+    def _update(self, params: StreamParams, reference_images: list[Any] | None) -> None:
         old = self._params
         changed = (lambda *names: old is None or any(getattr(old, n) != getattr(params, n) for n in names))
         with self._on_stream(), torch.no_grad():
@@ -455,7 +499,8 @@ class StreamEngine:
             self._has_refs = False
         if emb.shape != self._ip_embeds.shape:
             if self._warm:
-                log.info("avatar: %d reference images (was %d): the frame graph is rebuilt once", emb.shape[1], self._ip_embeds.shape[1])
+                log.info("avatar: %d reference images (was %d): the frame graph is rebuilt in the background "
+                         "(frames run without it meanwhile)", emb.shape[1], self._ip_embeds.shape[1])
             self._ip_embeds = emb
             self._graph = self._graph_out = None
         else:
@@ -516,13 +561,20 @@ class StreamEngine:
         graph ``steps`` times (see :meth:`process`), so a reset or a new strength never
         meets an uncompiled shape. Leaves the engine reset. A no-op without acceleration.
         """
-        if self.acceleration == "none":
-            return
+        with self.lock:
+            # before any warm-up frame, so cuDNN times its algorithms for the fixed shapes once (a
+            # process-wide flag: the engine warmed last sets it; harmless off CUDA)
+            torch.backends.cudnn.benchmark = self.cudnn_benchmark
+            if self.acceleration == "none":
+                return
+            self._warmup()
+
+    def _warmup(self) -> None:
         t0 = time.perf_counter()
         zeros = torch.zeros(1, 3, self.height, self.width, device=self.device, dtype=self.dtype)
         control = zeros if self.controlnet is not None else None
         with torch.no_grad(), self._on_stream():
-            if self.acceleration == "cuda-graphs":
+            if self.acceleration in GRAPHED and self.cuda:
                 self._capture_or_eager()
             else:
                 try:
@@ -541,28 +593,88 @@ class StreamEngine:
         first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
         log.warning("avatar: %s failed (%s); running without acceleration", what, first)
         self.acceleration, self._graph, self._graph_out, self._frame_fn = "none", None, None, self._frame
+        self._unet_fn = self._controlnet_fn = self._encode_fn = self._decode_fn = None
+        self._graph_no_cn = self._graph_no_cn_out = None
 
     def _capture_or_eager(self) -> None:
         """:meth:`_capture`, or on failure (an op the capture cannot take) no acceleration from then on."""
         try:
             self._capture()
-        except RuntimeError as exc:
+        except Exception as exc:  # noqa: BLE001 - an op the capture cannot take, or an inductor failure (compile-graphs)
             self._give_up_acceleration("CUDA graph capture", exc)
 
     def _capture(self) -> None:
-        """Capture :meth:`_frame` (encode, ControlNet, UNet, step, decode) as one CUDA graph."""
+        """Capture :meth:`_frame` (encode, ControlNet, UNet, step, decode) as one CUDA graph (and the
+        ControlNet-free one) on the engine's stream, before the stream is live."""
         self._image_in.zero_()
         if self._control_in is not None:
             self._control_in.zero_()
-        for _ in range(3):  # warm-up runs on the capture stream (cuDNN/cuBLAS workspaces) before capturing
-            self._frame(self._image_in, self._control_in)
         assert self.stream is not None
-        self.stream.synchronize()
-        graph = torch.cuda.CUDAGraph()
-        # thread_local: the stage still streaming with the previous engine on another thread is not a capture error
-        with torch.cuda.graph(graph, stream=self.stream, capture_error_mode="thread_local"):
-            out = self._frame(self._image_in, self._control_in)
-        self._graph, self._graph_out = graph, out
+        self._install(self._capture_graphs(self.stream))
+
+    def _install(self, graphs: tuple[Any, ...]) -> None:
+        self._graph, self._graph_out, self._graph_no_cn, self._graph_no_cn_out = graphs
+
+    def _capture_graphs(self, stream: Any) -> tuple[Any, ...]:
+        """(graph, its output, ControlNet-free graph or None, its output or None), captured on ``stream``.
+
+        Reads only the engine's static tensors; warm-up runs first on ``stream`` (cuDNN/cuBLAS
+        workspaces) as ``torch.cuda.graph`` requires.
+        """
+        with torch.cuda.stream(stream), torch.no_grad():
+            for _ in range(3):  # warm-up runs on the capture stream before capturing
+                self._frame(self._image_in, self._control_in)
+            stream.synchronize()
+            graph = torch.cuda.CUDAGraph()
+            # thread_local: another thread streaming meanwhile (the previous engine, or this one's live
+            # frames during a background re-capture) is not a capture error
+            with torch.cuda.graph(graph, stream=stream, capture_error_mode="thread_local"):
+                out = self._frame(self._image_in, self._control_in)
+            if not self.controlnet_free_graph:
+                return graph, out, None, None
+            # same inputs and state, no control image: the ControlNet is left out; shares the first graph's pool
+            self._frame(self._image_in, None)
+            stream.synchronize()
+            graph2 = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph2, pool=graph.pool(), stream=stream, capture_error_mode="thread_local"):
+                out2 = self._frame(self._image_in, None)
+            return graph, out, graph2, out2
+
+    def _recapture_in_background(self) -> None:
+        """After a reference-count change on a live stream: capture the new graphs on a thread of their
+        own (and a stream of their own), so the frame thread is never frozen by ``torch.cuda.graph``'s
+        device sync and cache flush; frames run eagerly meanwhile and the graphs are installed at
+        the start of the next frame after the capture ends (:meth:`_process`). While it runs, the
+        capture's warm-up frames also advance a stream batch's in-flight rows (steps > 1): the
+        batch restarts when the graphs are installed."""
+        if self._recapture is not None:
+            return
+        embeds = self._ip_embeds
+
+        def capture() -> None:
+            try:
+                stream = torch.cuda.Stream(self.device) if self.cuda else None
+                graphs: tuple[Any, ...] = self._capture_graphs(stream)
+            except Exception as exc:  # noqa: BLE001 - a capture failure: eager from then on (logged at install)
+                graphs = (exc,)
+            self._recaptured = (embeds, graphs)
+
+        self._recapture = threading.Thread(target=capture, name="avatar-recapture", daemon=True)
+        self._recapture.start()
+
+    def _install_recapture(self) -> None:
+        """At a frame boundary (under the lock): install a finished background capture, if any."""
+        if self._recapture is None or self._recaptured is None:
+            return
+        self._recapture.join()
+        (embeds, graphs), self._recapture, self._recaptured = self._recaptured, None, None
+        if embeds is not self._ip_embeds:  # the count changed again meanwhile: capture once more
+            self._recapture_in_background()
+        elif isinstance(graphs[0], BaseException):
+            self._give_up_acceleration("CUDA graph re-capture", graphs[0])
+        else:
+            self._install(graphs)
+            self._primed = False
 
     # ----------------------------------------------------------------- per frame
     def prepare(self, frame: torch.Tensor, fit: str = "crop") -> torch.Tensor:
@@ -572,6 +684,7 @@ class StreamEngine:
         engine's stream; the conversion to float happens on the device. ``fit="crop"``
         crops the centre to the output aspect ratio first; ``"stretch"`` does not.
         """
+        self._adopt(frame)
         with self._on_stream():
             x = self._resize(self._upload(frame), fit)
             return x.mul_(2.0 / 255.0).sub_(1.0).to(self.dtype)
@@ -580,11 +693,43 @@ class StreamEngine:
         """(1, h, w, 3) uint8 in [0, 255] or float in [0, 1] -> (1, 3, H, W) in [0, 1] on the device, or None."""
         if control is None or self.controlnet is None:
             return None
+        self._adopt(control)
         with self._on_stream():
             x = self._resize(self._upload(control), fit)
             if control.dtype == torch.uint8:
                 x.mul_(1.0 / 255.0)
             return x.to(self.dtype)
+
+    def _adopt(self, *tensors: torch.Tensor | None) -> None:
+        """Device tensors made on the caller's stream: the engine's stream waits for that stream's work,
+        and the caching allocator is told the engine's stream uses them (``record_stream``), so their
+        memory is not handed out again while the engine still reads them. A no-op off CUDA."""
+        if self.stream is None:
+            return
+        caller = torch.cuda.current_stream(self.device)
+        if caller == self.stream:
+            return
+        waited = False
+        for t in tensors:
+            if t is not None and t.device.type == "cuda":
+                if not waited:
+                    self.stream.wait_stream(caller)
+                    waited = True
+                t.record_stream(self.stream)
+
+    def _hand_back(self, out: torch.Tensor) -> torch.Tensor:
+        """A device output for the caller: its current stream waits for the frame (an event on the
+        engine's stream, also kept as :attr:`done` for a host thread to ``synchronize`` on), and the
+        output's memory is marked as used by that stream. A no-op off CUDA."""
+        if self.stream is None or out.device.type != "cuda":
+            return out
+        caller = torch.cuda.current_stream(self.device)
+        self.done = torch.cuda.Event(blocking=self.blocking_wait)
+        self.done.record(self.stream)
+        if caller != self.stream:
+            caller.wait_event(self.done)
+            out.record_stream(caller)
+        return out
 
     def _upload(self, frame: torch.Tensor) -> torch.Tensor:
         if self.cuda and frame.device.type == "cpu":
@@ -623,14 +768,15 @@ class StreamEngine:
         are queued on the engine's stream, then the host waits for that stream's event.
         The similarity filter looks at the host frame, so a skipped frame is never uploaded.
         """
-        p = self._params
-        assert p is not None
-        if p.similarity_filter and frame.device.type == "cpu":
-            if self._filter_skip(_filter_view(frame), p):
-                return self._last_output  # type: ignore[return-value]
-            image, cond = self.prepare(frame, fit), self.prepare_control(control, fit)
-            return self._process(image, cond, host=True, uint8=uint8)
-        return self.process(self.prepare(frame, fit), self.prepare_control(control, fit), host=True, uint8=uint8)
+        with self.lock:
+            p = self._params
+            assert p is not None
+            if p.similarity_filter and frame.device.type == "cpu":
+                if self._filter_skip(_filter_view(frame), p):
+                    return self._last_output  # type: ignore[return-value]
+                image, cond = self.prepare(frame, fit), self.prepare_control(control, fit)
+                return self._process(image, cond, host=True, uint8=uint8)
+            return self.process(self.prepare(frame, fit), self.prepare_control(control, fit), host=True, uint8=uint8)
 
     def process(self, image: torch.Tensor, control: torch.Tensor | None = None, host: bool = False,
                 uint8: bool = False) -> torch.Tensor:
@@ -638,12 +784,20 @@ class StreamEngine:
         -> output (1, H, W, 3) float32 in [0, 1]: on the device (no host sync), or on the host
         with ``host`` (one sync). A new tensor for each processed frame, the previous output
         again for a frame the similarity filter skips (``skipped``). ``uint8``: (1, H, W, 3) uint8
-        [0, 255] instead (see :meth:`__call__`)."""
-        p = self._params
-        assert p is not None
-        if p.similarity_filter and self._filter_skip(image, p):
-            return self._last_output  # type: ignore[return-value]
-        return self._process(image, control, host, uint8)
+        [0, 255] instead (see :meth:`__call__`).
+
+        Device tensors may come from any stream: the engine's stream waits for the caller's.
+        A device output is safe to use on the caller's current stream when this returns (that
+        stream waits for the frame's event); a host thread that reads it otherwise waits on
+        :attr:`done`. Thread-safe: one frame at a time per engine (:attr:`lock`)."""
+        with self.lock:
+            p = self._params
+            assert p is not None
+            if p.similarity_filter and self._filter_skip(image, p):
+                return self._last_output  # type: ignore[return-value]
+            self._adopt(image, control)
+            out = self._process(image, control, host, uint8)
+            return out if host else self._hand_back(out)
 
     def _filter_skip(self, view: torch.Tensor, p: StreamParams) -> bool:
         self.skipped = bool(self.filter.skip(view, p.similarity_threshold, p.similarity_max_skip) and self._last_output is not None)
@@ -660,9 +814,11 @@ class StreamEngine:
             with self._on_stream():
                 self._cn_scale.fill_(self._control_scale if has_control else 0.0)
         with torch.no_grad(), self._on_stream():  # (not inference_mode: later stages may modify the output)
-            if self.acceleration == "cuda-graphs" and self._graph is None:
-                self._capture_or_eager()  # only when the reference-image count changed after warm-up
-                self._primed = False
+            if self._graph is None and (self.acceleration == "cuda-graphs" or (self.acceleration in GRAPHED and self.cuda)):
+                # only when the reference-image count changed after warm-up: capture off the frame thread
+                self._install_recapture()
+                if self._graph is None:
+                    self._recapture_in_background()
             if not self._primed:
                 self._prime()
                 calls = self.steps if self._buffer is not None else 1
@@ -698,6 +854,8 @@ class StreamEngine:
         if self.acceleration == "none":
             return self._frame_fn(image, control)
         # accelerated: the graph's inputs are always the same tensors (same storage, strides, dtype)
+        if self._recapture is not None and self._graph is None:
+            return self._frame(image, control)  # a background re-capture reads the static inputs: leave them alone
         if image is not self._image_in:
             self._image_in.copy_(image)
         if self._control_in is not None and control is not self._control_in:
@@ -705,6 +863,10 @@ class StreamEngine:
                 self._control_in.zero_()  # no pose image: the ControlNet scale is 0 for this frame
             else:
                 self._control_in.copy_(control)
+        if self._graph_no_cn is not None and (control is None or self._control_scale == 0.0):
+            self._graph_no_cn.replay()  # no pose or scale 0: the same frame without the ControlNet's work
+            assert self._graph_no_cn_out is not None
+            return self._graph_no_cn_out
         if self._graph is not None:
             self._graph.replay()
             assert self._graph_out is not None
@@ -715,8 +877,9 @@ class StreamEngine:
         """Device output -> a new pinned host tensor: async copy on the engine's stream, then the one host sync."""
         host = torch.empty(out.shape, dtype=out.dtype, pin_memory=True)
         host.copy_(out, non_blocking=True)
-        done = torch.cuda.Event()
+        done = torch.cuda.Event(blocking=self.blocking_wait)  # blocking: the host thread sleeps, no spinning core
         done.record(self.stream)
+        self.done = done
         done.synchronize()
         return host
 
@@ -798,10 +961,11 @@ class StreamEngine:
         down = mid = None
         # Accelerated, the ControlNet always runs (scale 0 multiplies its residuals by 0): one graph
         # whatever the scale. Eager, scale 0 skips it (the same result, less work).
-        run_cn = self.controlnet is not None and control is not None and (self.acceleration != "none" or self._control_scale > 0.0)
+        run_cn = (self.controlnet is not None and control is not None
+                  and (self.acceleration != "none" or self._control_scale > 0.0))
         if run_cn:
             with self._timed("controlnet"):
-                down, mid = self.controlnet(
+                down, mid = (self._controlnet_fn or self.controlnet)(
                     x, t, encoder_hidden_states=embeds, controlnet_cond=control.expand(n, -1, -1, -1),  # type: ignore[union-attr]
                     conditioning_scale=self._cn_scale, added_cond_kwargs=added or None, return_dict=False,
                 )
@@ -812,23 +976,23 @@ class StreamEngine:
                 ip = torch.cat([torch.zeros_like(ip[: n // 2]), ip[n // 2:]])
             unet_added["image_embeds"] = [ip]
         with self._timed("unet"):
-            return self.unet(x, t, encoder_hidden_states=embeds, down_block_additional_residuals=down,
+            return (self._unet_fn or self.unet)(x, t, encoder_hidden_states=embeds, down_block_additional_residuals=down,
                              mid_block_additional_residual=mid, added_cond_kwargs=unet_added or None, return_dict=False)[0]
 
     def _encode(self, image: torch.Tensor) -> torch.Tensor:
         if self.vae_upcast:
             image = image.float()
         if self.tiny_vae:
-            latents = self.vae.encode(image).latents
+            latents = (self._encode_fn or self.vae.encode)(image).latents
         else:
-            latents = self.vae.encode(image).latent_dist.mode()
+            latents = (self._encode_fn or self.vae.encode)(image).latent_dist.mode()
         return (latents * self.vae_scale).to(self.dtype)
 
     def _decode(self, latent: torch.Tensor) -> torch.Tensor:
         latent = latent / self.vae_scale
         if self.vae_upcast:
             latent = latent.float()
-        image = self.vae.decode(latent).sample
+        image = (self._decode_fn or self.vae.decode)(latent).sample
         return image.permute(0, 2, 3, 1).float().mul(0.5).add_(0.5).clamp_(0.0, 1.0).contiguous()
 
     # ----------------------------------------------------------------- profiling

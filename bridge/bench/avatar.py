@@ -83,6 +83,17 @@ TINY_TAESD = {**TAESD, "encoder_block_out_channels": [8, 8, 8, 8], "decoder_bloc
               "num_encoder_blocks": [1, 1, 1, 1], "num_decoder_blocks": [1, 1, 1, 1]}
 
 
+#: lever rows: StreamEngine load parameters (one lever off each), and whether frames come without a pose image
+LEVERS: dict[str, tuple[dict[str, Any], bool]] = {
+    "all-on": ({}, False),
+    "cudnn-benchmark-off": ({"cudnn_benchmark": False}, False),
+    "spin-wait": ({"blocking_wait": False}, False),
+    "nchw": ({"channels_last": False}, False),
+    "no-pose": ({}, True),  # ControlNet engine, no pose image: the ControlNet-free graph
+    "no-pose-cn-graph": ({"controlnet_free_graph": False}, True),  # the same, on the full graph at scale 0
+}
+
+
 def add_parser(sub: Any) -> None:
     """Add ``bench avatar`` to the bench subparsers."""
     p = sub.add_parser("avatar", help="avatar path: fps (end to end, pipelined, diffusion only), per-part ms, latency")
@@ -105,6 +116,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--dtype", default="auto", choices=["auto", "float16", "bfloat16", "float32"])
     p.add_argument("--models-dir", default=None, help="models folder (without --random-weights)")
     p.add_argument("--json", action="store_true", help="print a JSON list, one object per configuration")
+    p.add_argument("--levers", default="all-on",
+                   help="fast-path lever rows, comma-separated: " + ", ".join(LEVERS) + " (default all-on; each other one turns "
+                        "one lever off, or with no-pose* runs a ControlNet engine on frames without a pose image)")
+    p.add_argument("--profile", default=None, metavar="FILE",
+                   help="write a torch.profiler table of the 30 most expensive kernels of the first 1-step + ControlNet row to FILE")
     p.set_defaults(func=run)
 
 
@@ -328,6 +344,10 @@ def run(args: argparse.Namespace) -> int:
     accelerations = [a.strip() for a in args.acceleration.split(",") if a.strip()]
     if not accelerations or any(a not in ACCELERATIONS for a in accelerations):
         raise ConfigError(f"--acceleration takes a list of {', '.join(ACCELERATIONS)}; got {args.acceleration!r}")
+    levers = [v.strip() for v in getattr(args, "levers", "all-on").split(",") if v.strip()]
+    if not levers or any(v not in LEVERS for v in levers):
+        raise ConfigError(f"--levers takes a list of {', '.join(LEVERS)}; got {args.levers!r}")
+    profile_acceleration = "auto" if "auto" in accelerations else accelerations[0]
     cn_flags, sb_flags, filter_flags = _flags(args.controlnet, "controlnet"), _flags(args.stream_batch, "stream-batch"), _flags(args.filter, "filter")
     t0 = time.perf_counter()
     unet, controlnet, vae, scheduler = build_models(args.random_weights, device, dtype, args.models_dir, args.model_size)
@@ -340,29 +360,37 @@ def run(args: argparse.Namespace) -> int:
     print(f"bench avatar: {weights}, {args.width}x{args.height}, {dtype}, {name}, input {what}, "
           f"built in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     results = []
+    profiled = False
     for steps in steps_list:
         for acceleration in accelerations:
-            for stream_batch in sb_flags:
-                for use_cn in cn_flags:
+            for stream_batch, use_cn, lever in [(sb, cn, v) for sb in sb_flags for cn in cn_flags for v in levers]:
+                    load, no_pose = LEVERS[lever]
+                    if no_pose and not use_cn:
+                        continue  # no ControlNet: nothing to leave out
                     try:
                         t_warm = time.perf_counter()
                         engine = StreamEngine(unet=unet, vae=vae, scheduler=scheduler, encode_prompt=lambda text: (embeds, None),
                                               controlnet=controlnet if use_cn else None, width=args.width, height=args.height,
                                               steps=steps, stream_batch=stream_batch, cfg_type="none", device=device, dtype=dtype,
-                                              acceleration=acceleration)
+                                              acceleration=acceleration, **load)
                         engine.warmup()
                         warmup_s = time.perf_counter() - t_warm
                     except ValueError as exc:
                         raise ConfigError(f"bench avatar: {exc}") from None
                     for use_filter in filter_flags:
-                        m = measure(engine, frames, pose, alpha, controlnet=use_cn, similarity_filter=use_filter,
+                        m = measure(engine, frames, pose, alpha, controlnet=use_cn and not no_pose, similarity_filter=use_filter,
                                     warmup=args.warmup, count=args.frames)
-                        row = {"steps": steps, "controlnet": use_cn, "acceleration": engine.acceleration, "requested_acceleration": acceleration,
+                        row = {"steps": steps, "controlnet": use_cn, "lever": lever, "acceleration": engine.acceleration,
+                               "requested_acceleration": acceleration,
                                "stream_batch": stream_batch, "similarity_filter": use_filter, "width": args.width, "height": args.height,
                                "fps": m["fps_end_to_end"], "fps_end_to_end": m["fps_end_to_end"], "fps_pipelined": m["fps_pipelined"],
                                "fps_diffusion": m["fps_diffusion"], "latency_frames": engine.latency_frames, "warmup_s": round(warmup_s, 2),
                                "output_finite": m["output_finite"], "parts_ms": m["parts_ms"], "device": name, "dtype": str(dtype).removeprefix("torch.")}
                         results.append(row)
+                        if (getattr(args, "profile", None) and steps == 1 and use_cn and lever == "all-on"
+                                and acceleration == profile_acceleration and not profiled):
+                            write_profile(engine, frames, args.profile, row)
+                            profiled = True
                         if not args.json:
                             print(_row(row), flush=True)
                     del engine
@@ -372,9 +400,33 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def write_profile(engine: Any, frames: list[np.ndarray], path: str, row: dict[str, Any], count: int = 10) -> None:
+    """Profile ``count`` diffusion frames of ``engine`` with ``torch.profiler`` and write the table of
+    the 30 most expensive kernels (by total CUDA time on a GPU, by self CPU time on a CPU) to ``path``.
+
+    Frames are the bench's own (H, W, 3) uint8 RGB frames; the ControlNet input is the frame itself
+    (kernel time does not depend on the pose picture). Raises OSError if ``path`` cannot be written.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = engine.device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    sources = [torch.from_numpy(f).unsqueeze(0) for f in frames[:count]] or [torch.zeros(1, engine.height, engine.width, 3, dtype=torch.uint8)]
+    with profile(activities=activities) as prof:
+        for i in range(count):
+            src = sources[i % len(sources)]
+            engine(src, src if engine.controlnet is not None else None)
+    sort = "cuda_time_total" if cuda else "self_cpu_time_total"
+    title = (f"# torch.profiler, {count} frames: steps {row['steps']}, controlnet {row['controlnet']}, "
+             f"acceleration {row['acceleration']}, {row['width']}x{row['height']}, {row['device']}, sorted by {sort}\n")
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(title + prof.key_averages().table(sort_by=sort, row_limit=30) + "\n")
+    print(f"bench avatar: profile of {count} frames written to {path}", file=sys.stderr)
+
+
 def _row(r: dict[str, Any]) -> str:
     ms = "  ".join(f"{k} {'n/a' if v is None else f'{v:.1f}'}" for k, v in r["parts_ms"].items())
-    return (f"steps {r['steps']}  controlnet {'on ' if r['controlnet'] else 'off'}  {r['acceleration']:<11}  "
+    return (f"steps {r['steps']}  controlnet {'on ' if r['controlnet'] else 'off'}  {r['acceleration']:<14}  {r.get('lever', 'all-on'):<19}  "
             f"stream batch {'on ' if r['stream_batch'] else 'off'}  filter {'on ' if r['similarity_filter'] else 'off'}  "
             f"end to end {r['fps_end_to_end']:6.2f} fps  pipelined {r['fps_pipelined']:6.2f} fps  diffusion {r['fps_diffusion']:6.2f} fps  "
             f"latency {r['latency_frames']} frames  | ms: {ms}")
