@@ -383,8 +383,8 @@ def test_bench_avatar_rows_report_end_to_end_pipelined_and_diffusion_fps(capsys)
 
 
 def test_gpu_check_runs_the_issue_matrix_at_512(tmp_path):
-    """scripts/gpu-check.sh --dry-run: the bench command it would run (512x512, 1 and 2 steps, ControlNet
-    on/off, acceleration none/auto) under a timeout that keeps it within 8 minutes."""
+    """scripts/gpu-check.sh --dry-run: the bench commands it would run (512x512, 1 and 2 steps, ControlNet
+    on/off, acceleration none/auto/compile-graphs; then the fast-path levers) under one time budget."""
     import subprocess
     import sys
 
@@ -396,11 +396,15 @@ def test_gpu_check_runs_the_issue_matrix_at_512(tmp_path):
                          env={"PATH": "/usr/bin:/bin", "PYTHON": sys.executable, "WHEELS": str(tmp_path / "none")})
     assert out.returncode == 0, out.stderr
     bench = [line for line in out.stderr.splitlines() if "bench avatar" in line]
-    assert len(bench) == 1
-    words = bench[0].split()
-    assert words[1:3] == ["timeout", "420"] and words[words.index("--width") + 1] == "512" and words[words.index("--height") + 1] == "512"
-    for flag, value in (("--steps", "1,2"), ("--controlnet", "on,off"), ("--acceleration", "none,auto")):
-        assert words[words.index(flag) + 1] == value
-    assert "--random-weights" in words and "--json" in words
+    assert len(bench) == 2, "the grid, then the levers"
+    grid, levers = (line.split() for line in bench)
+    for words in (grid, levers):
+        # both share one budget of 400 s (the real run gives the levers what the grid left)
+        assert words[1:3] == ["timeout", "400"] and words[words.index("--width") + 1] == "512" and words[words.index("--height") + 1] == "512"
+        assert "--random-weights" in words and "--json" in words
+    for flag, value in (("--steps", "1,2"), ("--controlnet", "on,off"), ("--acceleration", "none,auto,compile-graphs")):
+        assert grid[grid.index(flag) + 1] == value
+    assert "--profile" in grid
+    assert levers[levers.index("--levers") + 1] == "all-on,cudnn-benchmark-off,spin-wait,nchw,no-pose,no-pose-cn-graph"
     bad = subprocess.run(["bash", str(script), "--bogus"], capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown option" in bad.stderr
