@@ -316,7 +316,8 @@ class Controls:
                 self._load_preset(address, preset)
             except Exception:  # a bug must cost this switch, not every later one
                 log.exception("preset %s: build failed", preset.name)
-            release_freed_memory()
+            if self._pending is None:  # once a flood is over: the trim walks every arena, the frames wait meanwhile
+                release_freed_memory()
 
     def _load_preset(self, address: str, preset: Preset) -> None:
         chain = self.engine.chain
