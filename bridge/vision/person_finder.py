@@ -189,8 +189,9 @@ class PersonFinder:
             that hold exactly one known person (a track or a pose person), largest first).
         """
         self._carry(luma)
-        moving = self._moving(luma)
         self._frame += 1
+        scan = self._frame % SCAN_INTERVAL == 1 % SCAN_INTERVAL
+        moving = self._moving(luma, scan)
         h, w = prob.shape
         self._failed = [(b, f) for b, f in self._failed if self._frame - f < CHECK_RETRY]
         for track in self.tracks:
@@ -208,7 +209,6 @@ class PersonFinder:
             elif not matched and not any(_same(box, b) or _contains(box, b) for b in people_boxes):
                 proposals.append((box, None, True))
         search, factor = None, 1.0
-        scan = self._frame % SCAN_INTERVAL == 1 % SCAN_INTERVAL
         if scan:
             general = self._general()(small)
             self.general_runs += 1
@@ -291,10 +291,12 @@ class PersonFinder:
             self._luma = np.empty_like(luma)
         np.copyto(self._luma, luma)
 
-    def _moving(self, luma: np.ndarray) -> np.ndarray | None:
+    def _moving(self, luma: np.ndarray, want: bool = True) -> np.ndarray | None:
         """The motion source: what moves against a fixed camera's background, (h, w) float32
-        (1 moving, 0 still), or None while the model warms up or when more than
-        :data:`MOTION_MAX` of the frame moves (the camera itself moves, the light changed).
+        (1 moving, 0 still), or None while the model warms up, when more than
+        :data:`MOTION_MAX` of the frame moves (the camera itself moves, the light changed), or
+        when not ``want``ed (the background model learns from every frame; the mask is only
+        made on the frames that use it).
 
         OpenCV's MOG2 background subtractor (Zivkovic, "Improved adaptive Gaussian mixture
         model for background subtraction", ICPR 2004), history :data:`MOTION_HISTORY`
@@ -308,7 +310,7 @@ class PersonFinder:
         half = cv2.resize(luma, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA)
         mask = self._motion.apply(half)
         self._motion_frames += 1
-        if self._motion_frames < MOTION_WARMUP:
+        if not want or self._motion_frames < MOTION_WARMUP:
             return None
         mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, _SQUARE3)
         if cv2.countNonZero(mask) > MOTION_MAX * mask.size:
