@@ -20,7 +20,8 @@ reference mattes, ``docs/benchmarks.md``):
   the selfie model's blobs (a cup, car highlights, a bin) are matted; with it a greyscale
   office's close man cut by the edge (0.30 -> 0.78) and a street's walkers (0.10 -> 0.70)
   are. Its constants (detector score 0.7 on tiles, a pose box at least 20 % inside the
-  frame, the shot-cut histogram test) each name the case that set them there.
+  frame, the overlap at which a failed check holds a proposal back, the shot-cut histogram
+  test) each name the case that set them there.
 * zoom windows: a window per person; none for a person larger than ``zoom_max`` whom the
   whole-frame pass sees (they fill it already; zidane.jpg and bus.jpg measured in
   ``zoom_windows``); a window inside a larger one is kept (it shows one person of several:

@@ -1,0 +1,81 @@
+"""The person finder's check budget: a failed check must not hold back a different person.
+
+The finder runs with fake models that follow the real call signatures (the detector is
+called with an (h, w, 3) uint8 image and returns detections, the landmark model with an
+image and a (cx, cy, w, h, rotation) ROI and returns ``presence`` and (33, >= 2)
+landmarks in image pixels), so the test is about which proposals get checked and when.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+
+from bridge.vision import person_finder
+from bridge.vision.person_finder import PersonFinder
+
+H, W = 120, 160
+#: One player alone, and the region of two players side by side that holds them.
+PLAYER = (70, 20, 28, 60)
+PAIR = (30, 20, 64, 60)
+
+
+class FakeLandmarker:
+    """Sees a person when the ROI's centre lies inside ``person`` (x, y, w, h)."""
+
+    def __init__(self, person: tuple[int, int, int, int]) -> None:
+        self.person = person
+        self.rois: list[tuple[float, ...]] = []
+
+    def __call__(self, image: np.ndarray, roi: tuple[float, ...]) -> SimpleNamespace:
+        self.rois.append(roi)
+        x, y, w, h = self.person
+        inside = x <= roi[0] <= x + w and y <= roi[1] <= y + h
+        lm = np.zeros((33, 5), np.float32)
+        lm[:, 0] = np.linspace(x + 2, x + w - 2, 33)
+        lm[:, 1] = np.linspace(y + 2, y + h - 2, 33)
+        return SimpleNamespace(presence=1.0 if inside else 0.0, landmarks=lm)
+
+
+def _mask(box: tuple[int, int, int, int]) -> np.ndarray:
+    prob = np.zeros((H, W), np.float32)
+    x, y, w, h = box
+    prob[y:y + h, x:x + w] = 1.0
+    return prob
+
+
+def test_a_failed_check_of_two_people_does_not_hold_back_one_of_them():
+    """A region of two players fails the check (the landmark model, centred between them,
+    sees nobody); a few frames later the whole-frame pass sees one of them alone (IoU 0.35
+    with the pair's region): that player is checked on the next scan frame and becomes a
+    track, instead of waiting out the retry time of the failed pair."""
+    landmarker = FakeLandmarker(PLAYER)
+    models = SimpleNamespace(detector=lambda image: [], landmarker=landmarker)
+    finder = PersonFinder(lambda: models, lambda: (lambda rgb: np.zeros((H, W), np.float32)))
+    frame = np.full((H, W, 3), 90, np.uint8)
+    luma = np.full((H, W), 90, np.uint8)
+    # scan frames are 1, 1 + SCAN_INTERVAL, ...: the pair is checked on the first
+    finder.find(frame, frame, _mask(PAIR), luma, 0.001, [])
+    assert landmarker.rois and not finder.tracks
+    for _ in range(person_finder.SCAN_INTERVAL):
+        tracks, _ = finder.find(frame, frame, _mask(PLAYER), luma, 0.001, [])
+    assert person_finder.SCAN_INTERVAL + 1 < person_finder.CHECK_RETRY
+    assert len(tracks) == 1
+    x, y, w, h = tracks[0].box
+    assert abs((x + w / 2) - (PLAYER[0] + PLAYER[2] / 2)) < 3 and abs((y + h / 2) - (PLAYER[1] + PLAYER[3] / 2)) < 3
+
+
+def test_the_same_failed_proposal_waits_for_its_retry():
+    """The pair's own region, seen again, is not checked again before the retry time
+    (the check budget goes to proposals not checked yet)."""
+    landmarker = FakeLandmarker(PLAYER)
+    models = SimpleNamespace(detector=lambda image: [], landmarker=landmarker)
+    finder = PersonFinder(lambda: models, lambda: (lambda rgb: np.zeros((H, W), np.float32)))
+    frame = np.full((H, W, 3), 90, np.uint8)
+    luma = np.full((H, W), 90, np.uint8)
+    finder.find(frame, frame, _mask(PAIR), luma, 0.001, [])
+    runs = len(landmarker.rois)
+    for _ in range(person_finder.CHECK_RETRY - 2):
+        finder.find(frame, frame, _mask(PAIR), luma, 0.001, [])
+    assert len(landmarker.rois) == runs
