@@ -79,3 +79,38 @@ def test_the_same_failed_proposal_waits_for_its_retry():
     for _ in range(person_finder.CHECK_RETRY - 2):
         finder.find(frame, frame, _mask(PAIR), luma, 0.001, [])
     assert len(landmarker.rois) == runs
+
+
+class WiderLandmarker(FakeLandmarker):
+    """Sees the person only on a square at least ``side`` pixels wide (a region that is part
+    of a body: the first square cuts the head and legs), with landmarks of ``visibility``."""
+
+    def __init__(self, person, side: float, visibility: float, presence: float = 0.9) -> None:
+        super().__init__(person)
+        self.side, self.visibility, self.flag = side, visibility, presence
+
+    def __call__(self, image, roi):
+        result = super().__call__(image, roi)
+        result.landmarks[:, 3] = self.visibility
+        result.presence = self.flag if result.presence and roi[2] >= self.side else 0.0
+        return result
+
+
+def _one_scan(landmarker, region):
+    models = SimpleNamespace(detector=lambda image: [], landmarker=landmarker)
+    finder = PersonFinder(lambda: models, lambda: (lambda rgb: np.zeros((H, W), np.float32)))
+    frame = np.full((H, W, 3), 90, np.uint8)
+    tracks, _ = finder.find(frame, frame, _mask(region), np.full((H, W), 90, np.uint8), 0.001, [])
+    return tracks
+
+
+def test_a_region_that_is_part_of_a_person_is_confirmed_by_a_wider_look():
+    """The whole-frame pass sees a player's torso only (a dark stage): the first square,
+    1.5x the torso, cuts the body; the wider look finds the player, who becomes a track."""
+    torso = (74, 40, 20, 24)
+    first = person_finder.CHECK_ROI_SCALE * max(torso[2:])
+    tracks = _one_scan(WiderLandmarker(PLAYER, side=first * 1.2, visibility=0.8), torso)
+    assert len(tracks) == 1
+    # the wider look must be sure: a low flag or landmarks mostly unseen (a cup, a sign) are refused
+    assert not _one_scan(WiderLandmarker(PLAYER, side=first * 1.2, visibility=0.2), torso)
+    assert not _one_scan(WiderLandmarker(PLAYER, side=first * 1.2, visibility=0.8, presence=0.6), torso)
