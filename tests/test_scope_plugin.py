@@ -348,6 +348,76 @@ def test_avatar_declares_its_default_models_as_scope_artifacts(avatar):
     assert avatar.cls.get_config_class().get_schema_with_metadata()["requires_models"] is True
 
 
+def scope_models_are_downloaded(artifacts, models_dir: Path) -> bool:
+    """Scope's own check (``models_are_downloaded`` in ``server/models_config.py``, behind
+    ``/api/v1/models/status``): every declared entry exists in ``<models>/<repo name>/``,
+    a folder non-empty. While it is false Scope's UI shows its Download Models dialog, and
+    after a download it polls this until true."""
+    for artifact in artifacts:
+        for entry in artifact.files:
+            path = models_dir / artifact.repo_id.split("/")[-1] / entry
+            if not path.exists() or (path.is_dir() and not any(path.iterdir())):
+                return False
+    return True
+
+
+def test_scope_counts_the_avatar_models_it_downloaded_as_downloaded(avatar):
+    """Every declared file is one the repo has, so after Scope's download its status says
+    downloaded (a declared name the repo lacks keeps Scope's Download dialog polling for ever)."""
+    artifacts = avatar.cls.get_config_class().artifacts
+    assert scope_models_are_downloaded(artifacts, avatar.models)
+    first = artifacts[0]
+    weight = next(f for f in first.files if f.endswith(".safetensors"))
+    (avatar.models / first.repo_id.split("/")[-1] / weight).rename(avatar.models / "moved-away")
+    try:
+        assert not scope_models_are_downloaded(artifacts, avatar.models)  # a missing weight: Scope offers its download
+    finally:
+        (avatar.models / "moved-away").rename(avatar.models / first.repo_id.split("/")[-1] / weight)
+
+
+@pytest.mark.parametrize("cuda", [True, False])
+def test_avatar_declares_each_weight_once_in_the_variant_it_loads(scope, cuda, monkeypatch):
+    """One file per weight: on CUDA (float16) the ``.fp16.safetensors`` file of a repo that
+    publishes it (SD-Turbo), the plain file of one that does not (TAESD, the SD 2.1 OpenPose
+    ControlNet); without CUDA the plain file everywhere."""
+    from bridge.avatar.models import lookup
+    from bridge.scope_plugin.models import avatar_artifacts
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)  # Scope's machine, as the plugin sees it
+    declared = dict(avatar_artifacts())
+    for repo, files in declared.items():
+        weights = [f for f in files if f.endswith(".safetensors")]
+        stems = [f.removesuffix(".safetensors").removesuffix(".fp16") for f in weights]
+        assert weights and len(stems) == len(set(stems)), (repo, files)  # each weight once
+        half = cuda and lookup(repo).fp16
+        assert all(w.endswith(".fp16.safetensors") == half for w in weights), (repo, weights)
+    assert lookup("sd-turbo").fp16 and not lookup("taesd").fp16 and not lookup("controlnet-openpose-sd21").fp16
+    assert ("unet/diffusion_pytorch_model.fp16.safetensors" in declared["stabilityai/sd-turbo"]) == cuda
+    assert "diffusion_pytorch_model.safetensors" in declared["madebyollin/taesd"]
+
+
+def test_the_loader_takes_the_declared_variant_where_a_folder_has_both(scope, tmp_path, monkeypatch):
+    """Scope's models folder may hold both variants (a second download, a copied ``models
+    fetch`` folder): the avatar loads the file that was declared, on CUDA and off it."""
+    from bridge.avatar.layout import weight_names
+    from bridge.avatar.models import _variant, lookup, runs_fp16
+    from bridge.scope_plugin.models import artifact_files
+
+    spec = lookup("sd-turbo")
+    for cuda in (True, False):
+        half = runs_fp16("auto", "cuda" if cuda else "cpu")
+        for entry in artifact_files("base", spec, fp16=half):
+            if not entry.endswith(".safetensors"):
+                continue
+            stem = entry.removesuffix(".safetensors").removesuffix(".fp16")
+            for name in weight_names(stem):
+                (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+                (tmp_path / name).touch()
+            folder, _, leaf = stem.rpartition("/")
+            loaded = f"{stem}.{_variant(tmp_path / folder, leaf, half)}.safetensors".replace(".None.", ".")
+            assert loaded == entry, (cuda, loaded, entry)
+
+
 def test_avatar_runs_from_the_files_scope_downloaded(avatar, carphone_frames):
     pipe = avatar.cls(avatar_width=64, avatar_height=64)  # Scope: Pipeline(**load_params), no device
     for field in ("base_model", "controlnet", "vae"):

@@ -13,7 +13,9 @@ writes a file list:
   (:mod:`bridge.scope_plugin.models`).
 
 Weights are safetensors only, under either name diffusers uses: ``<stem>.safetensors`` or
-the fp16 variant ``<stem>.fp16.safetensors`` (``variant="fp16"``). SDXL bases have a
+the fp16 variant ``<stem>.fp16.safetensors`` (``variant="fp16"``). A folder is complete
+with either; where both are there the loader takes the one it runs in (fp16 for float16,
+see :func:`weight_order`), and a download names one per weight (:func:`weight_name`). SDXL bases have a
 second text encoder and tokenizer (``text_encoder_2``, ``tokenizer_2``; see SDXL's
 ``model_index.json``); a base's own VAE (``vae/``) is read only for ``vae: full``.
 """
@@ -76,6 +78,17 @@ LAYOUT: dict[str, tuple[Part, ...]] = {
 def weight_names(stem: str) -> list[str]:
     """The two names a safetensors weight may have: plain and the fp16 variant."""
     return [f"{stem}.safetensors", f"{stem}.fp16.safetensors"]
+
+
+def weight_name(stem: str, fp16: bool) -> str:
+    """The one name of weight ``stem`` in a variant: ``stem.fp16.safetensors`` or ``stem.safetensors``."""
+    return f"{stem}.fp16.safetensors" if fp16 else f"{stem}.safetensors"
+
+
+def weight_order(stem: str, prefer_fp16: bool) -> list[str]:
+    """Both names of weight ``stem``, the preferred variant first (the loader takes the first present)."""
+    names = weight_names(stem)
+    return names[::-1] if prefer_fp16 else names
 
 
 def parts(kind: str, spec: Any = None, *, sdxl: bool = False, full_vae: bool = False, optional: bool = False) -> list[Part]:
@@ -169,7 +182,7 @@ def plan(kind: str, repo_files: list[str], spec: Any = None, prefer_fp16: bool =
         required = part.need == "always" or (part.need == "sdxl" and sdxl)
         if part.form == "weights":
             names = weight_names(part.path)
-            found = [n for n in (names[::-1] if prefer_fp16 else names) if n in have]
+            found = [n for n in weight_order(part.path, prefer_fp16) if n in have]
             if found:
                 files.append(found[0])
             elif required:
@@ -192,17 +205,23 @@ def plan(kind: str, repo_files: list[str], spec: Any = None, prefer_fp16: bool =
     return files
 
 
-def artifacts(kind: str, spec: Any, full_vae: bool = False) -> list[str]:
+def artifacts(kind: str, spec: Any, full_vae: bool = False, fp16: bool = False) -> list[str]:
     """The entries of a Scope ``HuggingfaceRepoArtifact`` for ``spec``: what the loader reads.
 
     Scope's downloader matches each entry with ``fnmatch`` and takes an entry not ending in
     ``/``, ``.pt``, ``.pth``, ``.safetensors`` or ``.json`` as a folder, so a config folder
-    is its name and a weight is both of its names (a repo has one or both).
+    is its name. Each weight is named once, in one variant: Scope downloads every file an
+    entry matches and counts the models as downloaded only when every entry exists on disk
+    (``models_are_downloaded`` in its ``server/models_config.py``), so an entry the repo
+    does not have would keep its Download dialog open for ever.
 
     Args:
         full_vae: for a base model: also its own VAE (``vae: full``).
+        fp16: name the ``.fp16.safetensors`` variant of each weight, where the registry
+            entry says the repo publishes it (``spec.fp16``); else the plain file.
     """
+    half = fp16 and bool(getattr(spec, "fp16", False))
     out: list[str] = []
     for part in parts(kind, spec, sdxl="sdxl" in getattr(spec, "families", ()), full_vae=full_vae):
-        out += weight_names(part.path) if part.form == "weights" else [part.path]
+        out.append(weight_name(part.path, half) if part.form == "weights" else part.path)
     return out

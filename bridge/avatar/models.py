@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bridge.avatar.layout import missing, weight_names
+from bridge.avatar.layout import missing, weight_order
 from bridge.errors import ConfigError, ModelMissingError
 
 log = logging.getLogger("bridge.avatar.models")
@@ -59,6 +59,10 @@ class ModelSpec:
         description: one line for ``models list``.
         weight: for ``lora``/``ip-adapter``: the weight file inside the repo.
         image_encoder: for ``ip-adapter``: the CLIP image encoder folder inside the repo.
+        fp16: the repo publishes each weight also as ``<stem>.fp16.safetensors`` (diffusers'
+            ``variant="fp16"``) next to the plain ``<stem>.safetensors``. Scope then
+            downloads the fp16 file on CUDA (:func:`bridge.avatar.layout.artifacts`); False
+            (the plain file, which every repo here has) where that is not confirmed.
     """
 
     name: str
@@ -68,23 +72,45 @@ class ModelSpec:
     description: str
     weight: str = ""
     image_encoder: str = ""
+    fp16: bool = False
 
 
 #: Known models. Repo ids checked on huggingface.co (model cards and config.json files).
+#: ``fp16`` read from the repos' file listings on huggingface.co ("Files and versions",
+#: huggingface.co/<repo>/tree/<rev>/<folder> pages, as stored by a search index in 2025-26;
+#: the hub itself was not reachable): ``True`` where the listings seen show both variants
+#: (folders not seen were added by the same commit, named below), else ``False``: the
+#: plain file, which loads everywhere. LoRAs and IP-Adapters name their one weight file,
+#: so ``fp16`` means nothing there.
 REGISTRY: dict[str, ModelSpec] = {
     s.name: s
     for s in (
-        ModelSpec("sd-turbo", "stabilityai/sd-turbo", "base", ("sd21",), "SD-Turbo: 1-2 steps, 512x512, the fastest base"),
-        ModelSpec("sdxl-turbo", "stabilityai/sdxl-turbo", "base", ("sdxl",), "SDXL-Turbo: 1-2 steps, 512x512"),
-        ModelSpec("dreamshaper-8", "Lykon/dreamshaper-8", "base", ("sd15",), "DreamShaper 8, an SD 1.5 checkpoint (use with LCM-LoRA)"),
+        # tree/main/text_encoder: model{,.fp16}.safetensors; tree/<rev>/unet: diffusion_pytorch_model{,.fp16}.safetensors;
+        # all folders from "Add Diffusers weights (#2)" (vae/ not seen; read only for vae: full)
+        ModelSpec("sd-turbo", "stabilityai/sd-turbo", "base", ("sd21",), "SD-Turbo: 1-2 steps, 512x512, the fastest base", fp16=True),
+        # tree/<rev>/unet and text_encoder_2: both variants; all folders from "Add diffusers weights (#4)"
+        ModelSpec("sdxl-turbo", "stabilityai/sdxl-turbo", "base", ("sdxl",), "SDXL-Turbo: 1-2 steps, 512x512", fp16=True),
+        # tree/main/text_encoder and vae/ (main, a7e52b9): both variants; all folders from one commit,
+        # "Duplicate from lykon-models/dreamshaper-8" (unet/ not seen)
+        ModelSpec("dreamshaper-8", "Lykon/dreamshaper-8", "base", ("sd15",), "DreamShaper 8, an SD 1.5 checkpoint (use with LCM-LoRA)",
+                  fp16=True),
+        # not confirmed from this repo's own listing (copies of it, e.g. vladmandic/sd15-diffusers, show
+        # unet fp16): the plain files
         ModelSpec("sd15", "stable-diffusion-v1-5/stable-diffusion-v1-5", "base", ("sd15",), "Stable Diffusion 1.5 (use with LCM-LoRA)"),
         ModelSpec("lcm-lora-sdv1-5", "latent-consistency/lcm-lora-sdv1-5", "lora", ("sd15",), "LCM-LoRA: 2-4 step sampling for SD 1.5 bases",
                   weight="pytorch_lora_weights.safetensors"),
         ModelSpec("lcm-lora-sdxl", "latent-consistency/lcm-lora-sdxl", "lora", ("sdxl",), "LCM-LoRA: 2-4 step sampling for SDXL bases",
                   weight="pytorch_lora_weights.safetensors"),
-        ModelSpec("controlnet-openpose-sd15", "lllyasviel/control_v11p_sd15_openpose", "controlnet", ("sd15",), "OpenPose ControlNet v1.1 for SD 1.5"),
+        # tree/main: diffusion_pytorch_model{,.fp16}.bin, ...; tree/refs/pr/4 (main + a README edit):
+        # diffusion_pytorch_model.fp16.safetensors too, all from "Duplicate from ControlNet-1-1-preview"
+        ModelSpec("controlnet-openpose-sd15", "lllyasviel/control_v11p_sd15_openpose", "controlnet", ("sd15",), "OpenPose ControlNet v1.1 for SD 1.5",
+                  fp16=True),
+        # no fp16 file in its history ("Upload 2 files (#1)"; safetensors proposed in refs/pr/2): the plain file
         ModelSpec("controlnet-openpose-sd21", "thibaud/controlnet-sd21-openpose-diffusers", "controlnet", ("sd21",), "OpenPose ControlNet for SD 2.1 / SD-Turbo"),
+        # listing not seen: the plain file
         ModelSpec("controlnet-openpose-sdxl", "thibaud/controlnet-openpose-sdxl-1.0", "controlnet", ("sdxl",), "OpenPose ControlNet for SDXL"),
+        # "add: diffusers compatible variant" (f4a5c74) / "TAESDXL 1.1" (a496ca9): config.json and
+        # diffusion_pytorch_model.{bin,safetensors}, no fp16 file
         ModelSpec("taesd", "madebyollin/taesd", "vae", ("sd15", "sd21"), "TAESD tiny VAE for SD 1.x/2.x (AutoencoderTiny)"),
         ModelSpec("taesdxl", "madebyollin/taesdxl", "vae", ("sdxl",), "TAESDXL tiny VAE for SDXL (AutoencoderTiny)"),
         ModelSpec("ip-adapter-sd15", "h94/IP-Adapter", "ip-adapter", ("sd15",), "IP-Adapter for SD 1.5 (identity from reference images)",
@@ -130,9 +156,9 @@ def lookup(ref: str, kind: str | None = None) -> ModelSpec | None:
 _REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
-def _weights(folder: Path, stem: str) -> Path | None:
-    """``folder/stem.safetensors`` or its fp16 variant, whichever exists (plain first)."""
-    for name in weight_names(stem):
+def _weights(folder: Path, stem: str, prefer_fp16: bool = False) -> Path | None:
+    """``folder/stem.safetensors`` or its fp16 variant, whichever exists (``prefer_fp16``: fp16 first)."""
+    for name in weight_order(stem, prefer_fp16):
         if (folder / name).is_file():
             return folder / name
     return None
@@ -412,8 +438,31 @@ def resolve_dtype(dtype: str, device: Any) -> Any:
     return {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}[dtype]
 
 
-def _variant(folder: Path, stem: str) -> str | None:
-    found = _weights(folder, stem)
+def runs_fp16(dtype: str = "auto", device: Any = None) -> bool:
+    """Whether the avatar runs in float16 with ``dtype`` on ``device`` (default: CUDA when
+    available, else the CPU, as the avatar stage and Scope's plugin load pick it).
+
+    Then the fp16 weight variant is the one to download and load: Scope's artifacts
+    (:func:`bridge.scope_plugin.models.avatar_artifacts`), ``avatar-bridge models fetch``
+    and :func:`load_components` all ask this.
+    """
+    import torch
+
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return resolve_dtype(dtype, device) == torch.float16
+
+
+def _variant(folder: Path, stem: str, prefer_fp16: bool = False) -> str | None:
+    """diffusers' ``variant`` for weight ``stem`` in ``folder``: ``"fp16"`` or None (plain).
+
+    With both files there, ``prefer_fp16`` picks (float16 loads the fp16 file, anything
+    else the plain one); with one, that one (diffusers casts it to the dtype asked for).
+
+    Raises:
+        ModelMissingError: neither file is there.
+    """
+    found = _weights(folder, stem, prefer_fp16)
     if found is None:
         raise ModelMissingError(f"no {stem}.safetensors in {folder}: avatar-bridge loads safetensors weights only; fetch the model again")
     return "fp16" if found.name.endswith(".fp16.safetensors") else None
@@ -449,7 +498,9 @@ def load_components(
         lora: ``""`` or a LoRA name/folder/file (fused into the UNet, e.g. LCM-LoRA).
         ip_adapter: ``""``, ``auto``, or an IP-Adapter name/folder/file.
         models_root: models folder (default :func:`models_dir`).
-        dtype: torch dtype (default float32).
+        dtype: torch dtype (default float32). A folder holding a weight in both variants
+            loads ``.fp16.safetensors`` for float16 and the plain file otherwise (the
+            variant :func:`runs_fp16` has Scope and ``models fetch`` download).
         device: torch device.
         preset: preset name, only for the "fetch" hint in errors.
 
@@ -483,26 +534,27 @@ def load_components(
 
     sources = {"base": str(base.path)}
     path = base.path
+    half = dtype == torch.float16  # where a folder has both variants, load the one we run in
     unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet", torch_dtype=dtype, use_safetensors=True,
-                                                variant=_variant(path / "unet", "diffusion_pytorch_model"))
+                                                variant=_variant(path / "unet", "diffusion_pytorch_model", half))
     text_encoder = CLIPTextModel.from_pretrained(path, subfolder="text_encoder", use_safetensors=True,
-                                                 variant=_variant(path / "text_encoder", "model"), **_tf_dtype(dtype))
+                                                 variant=_variant(path / "text_encoder", "model", half), **_tf_dtype(dtype))
     tokenizer = CLIPTokenizer.from_pretrained(path, subfolder="tokenizer")
     scheduler = LCMScheduler.from_pretrained(path, subfolder="scheduler")
     if "vae" in resolved:
         vae_model = AutoencoderTiny.from_pretrained(resolved["vae"].path, torch_dtype=dtype, use_safetensors=True,
-                                                    variant=_variant(resolved["vae"].path, "diffusion_pytorch_model"))
+                                                    variant=_variant(resolved["vae"].path, "diffusion_pytorch_model", half))
         sources["vae"] = str(resolved["vae"].path)
     else:
-        if _weights(path / "vae", "diffusion_pytorch_model") is None:
+        if _weights(path / "vae", "diffusion_pytorch_model", half) is None:
             raise ModelMissingError(f"vae 'full' needs {path / 'vae'} with .safetensors weights; fetch the base model again or use vae: tiny")
         vae_model = AutoencoderKL.from_pretrained(path, subfolder="vae", torch_dtype=dtype, use_safetensors=True,
-                                                  variant=_variant(path / "vae", "diffusion_pytorch_model"))
+                                                  variant=_variant(path / "vae", "diffusion_pytorch_model", half))
     if family == "sdxl":
         from diffusers import StableDiffusionXLPipeline
 
         text_encoder_2 = CLIPTextModelWithProjection.from_pretrained(path, subfolder="text_encoder_2", use_safetensors=True,
-                                                                     variant=_variant(path / "text_encoder_2", "model"), **_tf_dtype(dtype))
+                                                                     variant=_variant(path / "text_encoder_2", "model", half), **_tf_dtype(dtype))
         tokenizer_2 = CLIPTokenizer.from_pretrained(path, subfolder="tokenizer_2")
         pipe = StableDiffusionXLPipeline(vae=vae_model, text_encoder=text_encoder, text_encoder_2=text_encoder_2, tokenizer=tokenizer,
                                          tokenizer_2=tokenizer_2, unet=unet, scheduler=scheduler, image_encoder=None, feature_extractor=None,
@@ -516,7 +568,7 @@ def load_components(
     if "controlnet" in resolved:
         cn_path = resolved["controlnet"].path
         cn_model = ControlNetModel.from_pretrained(cn_path, torch_dtype=dtype, use_safetensors=True,
-                                                   variant=_variant(cn_path, "diffusion_pytorch_model"))
+                                                   variant=_variant(cn_path, "diffusion_pytorch_model", half))
         sources["controlnet"] = str(cn_path)
     if "lora" in resolved:
         weight = lora_file(resolved["lora"])

@@ -291,10 +291,12 @@ class _StageAdapter:
         try:
             self.stage = self._stage_cls(device=self.device, **self.load_params)
         except ModelMissingError as exc:
-            # Scope logs str(e) and sends it in its "pipeline_load_failed" error event
-            # (server/pipeline_manager.py); name Scope's own download first
+            # Scope (68b0f95, server/pipeline_manager.py, PipelineManager._load_pipeline_by_id_sync)
+            # catches this, logs "Failed to load pipeline <id>: str(e)" (its Logs panel shows it)
+            # and sends str(e) only in its Kafka "pipeline_load_failed" event; its
+            # /api/v1/pipeline/status always says "error": null. Name Scope's own download first.
             raise ModelMissingError(f"{ours.pipeline_id}: {exc} -- in Scope: download the pipeline's models "
-                                    "(Download in the pipeline's settings, or POST /api/v1/models/download), then load again") from exc
+                                    "(its Download Models dialog on Start, or POST /api/v1/models/download), then load again") from exc
         # every runtime parameter gets a value, so a same-named key of another Scope
         # pipeline can never reach the stage
         self._defaults = {name: ours.model_fields[name].get_default(call_default_factory=True) for name in ours.runtime_fields()}

@@ -8,9 +8,14 @@ entry not ending in ``/``, ``.pt``, ``.pth``, ``.safetensors`` or ``.json`` as a
 
 The repos come from the avatar's model registry (:mod:`bridge.avatar.models`); the
 files are what its loader reads, from the one table of model files
-(:mod:`bridge.avatar.layout`): configs and safetensors weights, both the plain and the
-``fp16`` variant name of each weight (a repo has one or both; an absent name matches
-nothing).
+(:mod:`bridge.avatar.layout`): configs and safetensors weights, each weight once, in the
+variant the avatar loads: ``<stem>.fp16.safetensors`` when it will run in float16 (its
+default ``dtype: auto`` on CUDA, :func:`bridge.avatar.models.runs_fp16`) and the registry
+says the repo publishes that file (``ModelSpec.fp16``), else ``<stem>.safetensors``.
+Naming one file per weight matters twice to Scope: it downloads every file an entry
+matches (both variants would double the download), and its ``/api/v1/models/status``
+(``models_are_downloaded`` in ``server/models_config.py``) is true only when every entry
+exists on disk, so a name the repo lacks would keep its Download dialog coming back.
 """
 
 from __future__ import annotations
@@ -19,25 +24,28 @@ from pathlib import Path
 from typing import Any
 
 from bridge.avatar import layout
-from bridge.avatar.models import ModelSpec, auto_ref, known_family, lookup, missing_files
+from bridge.avatar.models import ModelSpec, auto_ref, known_family, lookup, missing_files, runs_fp16
 
 #: Avatar load-time parameter -> model kind in the registry.
 MODEL_FIELDS = (("base_model", "base"), ("controlnet", "controlnet"), ("vae", "vae"), ("lora", "lora"), ("ip_adapter", "ip-adapter"))
 
 
-def artifact_files(kind: str, spec: ModelSpec, full_vae: bool = False) -> list[str]:
+def artifact_files(kind: str, spec: ModelSpec, full_vae: bool = False, fp16: bool = False) -> list[str]:
     """Files (and folders) of ``spec``'s repo the avatar loader needs, as Scope artifact entries.
 
-    Read from the one table of model files (:data:`bridge.avatar.layout.LAYOUT`).
+    Read from the one table of model files (:data:`bridge.avatar.layout.LAYOUT`); each
+    weight once.
 
     Args:
         kind: ``base`` | ``controlnet`` | ``vae`` | ``lora`` | ``ip-adapter``.
         full_vae: for a base model: also its own VAE (``vae: full``).
+        fp16: the avatar runs in float16: name the fp16 variant of each weight where
+            the repo publishes it (``spec.fp16``), else the plain file.
 
     Raises:
         ConfigError: an unknown kind.
     """
-    return layout.artifacts(kind, spec, full_vae)
+    return layout.artifacts(kind, spec, full_vae, fp16)
 
 
 def model_specs(load: dict[str, Any]) -> list[tuple[str, str, ModelSpec]]:
@@ -63,16 +71,25 @@ def model_specs(load: dict[str, Any]) -> list[tuple[str, str, ModelSpec]]:
     return found
 
 
-def avatar_artifacts() -> list[tuple[str, list[str]]]:
+def avatar_artifacts(cuda: bool | None = None) -> list[tuple[str, list[str]]]:
     """``[(repo_id, files)]`` of the models the avatar loads with its default parameters.
 
     These are what Scope downloads before the first start; other models chosen in
     Scope's settings come from ``avatar-bridge models fetch`` (see the README).
+
+    Args:
+        cuda: the avatar will run on CUDA (default: ``torch.cuda.is_available()``, as
+            the plugin's pipeline picks its device when Scope gives none).
     """
+    import torch
+
     from bridge.stages.avatar import AvatarConfig
 
-    full_vae = AvatarConfig().vae == "full"
-    return [(spec.repo_id, artifact_files(kind, spec, full_vae)) for _, kind, spec in model_specs({})]
+    defaults = AvatarConfig()
+    if cuda is None:
+        cuda = torch.cuda.is_available()
+    fp16 = runs_fp16(defaults.dtype, "cuda" if cuda else "cpu")
+    return [(spec.repo_id, artifact_files(kind, spec, defaults.vae == "full", fp16)) for _, kind, spec in model_specs({})]
 
 
 def in_scope_models(load: dict[str, Any], root: Path | None = None) -> dict[str, Any]:
