@@ -65,3 +65,54 @@ def test_unknown_model_is_a_clear_error():
 
     with pytest.raises(ModelMissingError, match="landscape, general"):
         load_selfie_segmenter("portrait")
+
+
+class _Constant:
+    """A segmenter fake with ``raw``'s real contract: (h, w, 3) uint8 and an image-to-input
+    affine in, an input-sized (input_height, input_width) float32 mask out."""
+
+    def __init__(self, value: float, width: int, height: int) -> None:
+        self.value, self.input_width, self.input_height = value, width, height
+        self.shapes: list[tuple[int, int]] = []
+
+    def raw(self, rgb, matrix=None, border=cv2.BORDER_CONSTANT):
+        out = np.full((self.input_height, self.input_width), self.value, np.float32)
+        self.shapes.append(out.shape)
+        return out
+
+
+def test_zoom_segments_each_window_with_its_own_model_at_its_own_input_size():
+    from bridge.vision.selfie import Window
+
+    landscape = SelfieSegmenter("landscape")
+    square = _Constant(0.9, 256, 256)
+    wide = _Constant(0.2, 256, 144)
+    rgb = np.zeros((120, 160, 3), np.uint8)
+    out = np.zeros((120, 160), np.float32)
+    left, right = Window(40, 60, 40), Window(120, 60, 40)
+    landscape.zoom(rgb, [left, right], out, models=[square, wide])
+    assert square.shapes == [(256, 256)] and wide.shapes == [(144, 256)]
+    assert out[60, 40] == pytest.approx(0.9) and out[60, 120] == pytest.approx(0.2)
+    assert out[5, 80] == 0.0  # outside every window the whole-frame mask is kept
+
+
+def test_a_tracked_persons_window_goes_to_the_square_model_when_the_stage_runs_the_landscape_one():
+    # a square window squashed onto the landscape model's 256x144 input loses the person's
+    # proportions; the general model's input is square (office case: 0.82 -> 0.85)
+    import torch
+
+    from bridge.bench.alpha import STILL_FRAMES, matte_case
+    from bridge.stages.alpha import PersonAlphaStage
+
+    frames, _ = matte_case("office")
+    for model, expect in (("landscape", True), ("general", False)):
+        stage = PersonAlphaStage(model=model)
+        calls = []
+        for _ in range(STILL_FRAMES):
+            general = stage._general_segmenter()
+            raw = general.raw
+            general.raw = lambda rgb, matrix=None, *a, _raw=raw, **k: (calls.append(matrix is not None), _raw(rgb, matrix, *a, **k))[1]
+            stage(video=[torch.from_numpy(frames[0])[None]])
+            general.raw = raw
+        assert stage._finder.tracks, "the office's people are tracks"
+        assert any(calls) == expect, f"{model}: general-model window runs {sum(calls)}"

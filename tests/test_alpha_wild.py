@@ -72,7 +72,9 @@ def test_a_close_person_cut_by_the_frame_edge_next_to_a_far_full_length_one_in_g
     frames, refs = matte_case("office")
     alpha = run_case(PersonAlphaStage(), frames)[0][-1]
     ref = refs[0]
-    assert matte.iou(alpha, ref.astype(np.float32) / 255.0) >= 0.72
+    # 0.82 with every window on the landscape model, 0.85 with each tracked person's window
+    # on the square (general) one
+    assert matte.iou(alpha, ref.astype(np.float32) / 255.0) >= 0.84
     people = sorted(_people(ref, 2000), key=lambda p: -p.sum())
     assert len(people) == 2
     close, far = people
@@ -87,3 +89,32 @@ def test_bus_in_grey_keeps_its_people():
     alpha = run_case(PersonAlphaStage(), frames)[0][-1]
     score = matte.iou(alpha, refs[0].astype(np.float32) / 255.0)
     assert score >= 0.6, f"IoU {score:.3f} (0.26 before the finder)"
+
+
+def test_players_on_a_dark_stage_are_matted_from_the_first_frames_of_the_shot():
+    # iscc-samples' band clip: three players full-length under dark blue light, 100 px tall
+    # in a letterboxed 352x288 frame; the selfie model sees each one's torso only, and the
+    # landmark check on a square around a torso cuts the head and legs (pose flag ~0.3): the
+    # wider second look finds them (before it, nothing was matted on the first 9 frames)
+    frames, refs = matte_case("band")
+    mattes, _ = run_case(PersonAlphaStage(), frames, warmup_frames("band"))
+    scores = [matte.iou(m, r.astype(np.float32) / 255.0) for m, r in zip(mattes, refs)]
+    assert np.mean(scores) >= 0.52 and min(scores) >= 0.3, f"IoU {np.mean(scores):.3f}, worst frame {min(scores):.3f}"
+
+
+def test_a_cg_figure_keeps_her_hair_do():
+    # Megamind (OpenCV's sample clip): a CG woman whose tall hair-do reaches the frame's top;
+    # the hair is the top quarter of her reference matte. The landscape model squashes her
+    # window and drops most of it (hair recall 0.33); the square model keeps more (0.41).
+    # Far from all of it: the issue's 0.90 is not reached (docs/benchmarks.md)
+    frames, refs = matte_case("cg-hair")
+    mattes, _ = run_case(PersonAlphaStage(), frames, warmup_frames("cg-hair"))
+    scores, hair = [], []
+    for m, r in zip(mattes, refs):
+        scores.append(matte.iou(m, r.astype(np.float32) / 255.0))
+        rows = np.nonzero((r > 127).any(axis=1))[0]
+        top = (r > 127)
+        top[rows.min() + (rows.max() - rows.min()) // 4:] = False
+        hair.append(float((m[top] > 0.5).mean()))
+    assert np.mean(scores) >= 0.80, f"IoU {np.mean(scores):.3f}"
+    assert np.mean(hair) >= 0.37, f"hair kept {np.mean(hair):.3f}"

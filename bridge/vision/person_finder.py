@@ -93,8 +93,8 @@ CHECK_ROI_SCALE = 1.5
 WIDER_CHECK = 1.6
 WIDER_VISIBLE = 0.5
 WIDER_PRESENCE = 0.8
-#: At most this many proposals are checked in one frame (a landmark run each, about 11 ms);
-#: the rest wait for the next frames.
+#: At most this many landmark runs (about 11 ms each) check proposals in one frame (a
+#: wider look, :data:`WIDER_CHECK`, is one of them); the rest wait for the next scan frames.
 CHECKS_PER_FRAME = 2
 #: A proposal that failed the check is not checked again for this many frames, nor is a
 #: proposal overlapping it by :data:`RETRY_IOU` or more.
@@ -255,10 +255,11 @@ class PersonFinder:
                 continue
             if budget <= 0 or any(_iou(box, b) >= RETRY_IOU for b, _ in self._failed):
                 continue
-            budget -= 1
             if search is None:
                 search, factor = self._search_image(full, w)
-            found = self._check(search, factor, box, roi)
+            runs = self.checks
+            found = self._check(search, factor, box, roi, wider=budget >= 2)
+            budget -= self.checks - runs  # a wider look is one more landmark run of the budget
             if found is None or self._match(found) is not None:
                 self._failed.append((box, self._frame))
                 continue
@@ -398,9 +399,11 @@ class PersonFinder:
             out.append((box, roi, False))
         return out
 
-    def _check(self, search: np.ndarray, factor: float, box: Box, roi: Any) -> Box | None:
+    def _check(self, search: np.ndarray, factor: float, box: Box, roi: Any, wider: bool = True) -> Box | None:
         """The person's box (working pixels) when the landmark model sees one around
-        ``box`` (or in the detector's ``roi``, search pixels), else None."""
+        ``box`` (or in the detector's ``roi``, search pixels), else None; ``wider``: a region
+        that fails may have its wider look (:data:`WIDER_CHECK`). Counts each landmark run
+        in ``checks``."""
         self.checks += 1
         region = roi is None
         if roi is None:
@@ -408,9 +411,10 @@ class PersonFinder:
             side = CHECK_ROI_SCALE * max(bw, bh)
             roi = (x + bw / 2, y + bh / 2, side, side, 0.0)
         result = self._models().landmarker(search, roi)
-        if float(result.presence) < CHECK_PRESENCE and region:
+        if float(result.presence) < CHECK_PRESENCE and region and wider:
             # a region may be part of a person (a torso in the dark): one wider look
             cx, cy, side, _, rot = roi
+            self.checks += 1
             wider = self._models().landmarker(search, (cx, cy, side * WIDER_CHECK, side * WIDER_CHECK, rot))
             seen = wider.landmarks.shape[1] > 3 and float(np.mean(wider.landmarks[:, 3])) >= WIDER_VISIBLE
             if seen and float(wider.presence) >= WIDER_PRESENCE:

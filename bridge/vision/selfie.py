@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -105,7 +106,8 @@ class SelfieSegmenter:
             return out
         return cv2.resize(mask, (w, h), dst=out, interpolation=cv2.INTER_LINEAR)
 
-    def zoom(self, rgb: np.ndarray, windows: list["Window"], out: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    def zoom(self, rgb: np.ndarray, windows: list["Window"], out: np.ndarray, scale: float = 1.0,
+             models: list[Any] | None = None) -> np.ndarray:
         """Segment ``rgb`` again inside each window and write the result into ``out``.
 
         Args:
@@ -116,6 +118,9 @@ class SelfieSegmenter:
                 windows it is replaced by the windows' own masks (per-pixel max where
                 windows overlap), outside it is kept.
             scale: ``rgb`` pixels per ``out`` pixel.
+            models: per window, the segmenter that segments it (anything with ``raw``,
+                ``input_width`` and ``input_height``, each fed the window at its own input
+                size); default this one for every window.
 
         Returns:
             ``out``.
@@ -126,11 +131,12 @@ class SelfieSegmenter:
         acc = self._scratch("acc", (h, w))
         acc.fill(-1.0)
         back = self._scratch("back", (h, w))
-        for window in windows:
-            matrix = window.matrix(self.input_width, self.input_height)
+        for i, window in enumerate(windows):
+            model = self if models is None else models[i]
+            matrix = window.matrix(model.input_width, model.input_height)
             source = matrix if scale == 1.0 else Window(window.cx * scale, window.cy * scale, window.side * scale).matrix(
-                self.input_width, self.input_height)
-            mask = self.raw(rgb, source)
+                model.input_width, model.input_height)
+            mask = model.raw(rgb, source)
             cv2.warpAffine(mask, matrix, (w, h), dst=back, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                            borderMode=cv2.BORDER_CONSTANT, borderValue=-1.0)
             np.maximum(acc, back, out=acc)
