@@ -104,9 +104,9 @@ def test_players_on_a_dark_stage_are_matted_from_the_first_frames_of_the_shot():
 
 def test_a_cg_figure_keeps_her_hair_do():
     # Megamind (OpenCV's sample clip): a CG woman whose tall hair-do reaches the frame's top;
-    # the hair is the top quarter of her reference matte. The landscape model squashes her
-    # window and drops most of it (hair recall 0.33); the square model keeps more (0.41).
-    # Far from all of it: the 0.90 is not reached (docs/benchmarks.md)
+    # the hair is the top quarter of her reference matte. Her window, cut to her landmarks,
+    # left most of it out (0.41 kept); her own matte now grows her box over it (0.57).
+    # Far from all of it: the 0.90 IoU is not reached (docs/benchmarks.md)
     frames, refs = matte_case("cg-hair")
     mattes, _ = run_case(PersonAlphaStage(), frames, warmup_frames("cg-hair"))
     scores, hair = [], []
@@ -116,5 +116,5 @@ def test_a_cg_figure_keeps_her_hair_do():
         top = (r > 127)
         top[rows.min() + (rows.max() - rows.min()) // 4:] = False
         hair.append(float((m[top] > 0.5).mean()))
-    assert np.mean(scores) >= 0.80, f"IoU {np.mean(scores):.3f}"
-    assert np.mean(hair) >= 0.37, f"hair kept {np.mean(hair):.3f}"
+    assert np.mean(scores) >= 0.77, f"IoU {np.mean(scores):.3f}"
+    assert np.mean(hair) >= 0.5, f"hair kept {np.mean(hair):.3f}"

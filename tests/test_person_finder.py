@@ -114,3 +114,27 @@ def test_a_region_that_is_part_of_a_person_is_confirmed_by_a_wider_look():
     # the wider look must be sure: a low flag or landmarks mostly unseen (a cup, a sign) are refused
     assert not _one_scan(WiderLandmarker(PLAYER, side=first * 1.2, visibility=0.2), torso)
     assert not _one_scan(WiderLandmarker(PLAYER, side=first * 1.2, visibility=0.8, presence=0.6), torso)
+
+
+def test_a_track_grows_over_its_own_person_pixels_but_not_over_a_neighbour():
+    """A landmark box stops at the head; the matte shows hair above it, joined to the
+    person, and a second person beside them, not joined. The box takes in the hair (a
+    margin's worth each frame, until the hair ends) and never the neighbour."""
+    finder = PersonFinder(lambda: None, lambda: None)
+    box = (60.0, 40.0, 20.0, 40.0)  # the person's landmark box
+    finder._confirm(box, seen_whole=False)
+    prob = np.zeros((H, W), np.float32)
+    prob[40:80, 60:80] = 1.0  # the body
+    prob[22:40, 64:76] = 1.0  # a tall hair-do, joined to the head
+    prob[30:80, 84:100] = 1.0  # somebody beside them, 4 px apart
+    for _ in range(4):
+        finder.follow(prob)
+    x, y, w, h = finder.tracks[0].box
+    assert y == 22.0 and y + h == 80.0, "the box reaches the top of the hair"
+    assert x + w <= 82.0, "the neighbour is not taken in"
+    # however much joins it, a box grows to at most GROW_LIMIT times what a source gave it
+    prob[0:H, 60:84] = 1.0
+    for _ in range(20):
+        finder.follow(prob)
+    x, y, w, h = finder.tracks[0].box
+    assert w * h <= person_finder.GROW_LIMIT * box[2] * box[3]
