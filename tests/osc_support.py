@@ -244,3 +244,15 @@ def register_knobs(monkeypatch) -> None:
     registry._load_builtins()
     monkeypatch.setitem(registry._STAGES, KnobsConfig.pipeline_id, KnobsStage)
     KnobsStage.calls = []
+
+
+def preset_daemon(frames, monkeypatch, folder, presets: dict[str, str], **kwargs) -> Daemon:
+    """A :class:`Daemon` whose presets folder (``AVATAR_BRIDGE_PRESETS``) is ``folder``,
+    holding ``presets`` (name -> YAML text) as ``<name>.yaml``; ``daemon.folder`` is it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in presets.items():
+        (folder / f"{name}.yaml").write_text(text)
+    monkeypatch.setenv("AVATAR_BRIDGE_PRESETS", str(folder))
+    daemon = Daemon(frames, monkeypatch, **kwargs)
+    daemon.folder = folder
+    return daemon

@@ -20,7 +20,6 @@ IP-Adapter scale applied to ``to_k_ip`` instead of ``to_v_ip``.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -36,15 +35,7 @@ from bridge.stages.avatar import AvatarConfig, engine_from_components
 SIZE = 64
 
 
-@pytest.fixture(scope="module", autouse=True)
-def quiet_dynamo_trace():
-    """Dynamo's structured trace logger is at DEBUG and propagates: pytest would capture (and format)
-    every trace event, which makes a compile minutes slower. Keep it out of the captured logs."""
-    trace = logging.getLogger("torch.__trace")
-    before = trace.propagate
-    trace.propagate = False
-    yield
-    trace.propagate = before
+pytestmark = pytest.mark.usefixtures("quiet_dynamo_trace")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,6 @@ in ``_process`` as before).
 
 from __future__ import annotations
 
-import logging
 import sys
 import threading
 from pathlib import Path
@@ -34,14 +33,7 @@ SIZE = 64
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (run on the lent machine)")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def quiet_dynamo_trace():
-    """Keep Dynamo's DEBUG trace events out of pytest's captured logs (minutes slower otherwise)."""
-    trace = logging.getLogger("torch.__trace")
-    before = trace.propagate
-    trace.propagate = False
-    yield
-    trace.propagate = before
+pytestmark = pytest.mark.usefixtures("quiet_dynamo_trace")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

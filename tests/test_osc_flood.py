@@ -12,7 +12,7 @@ import pytest
 from bridge.stages.alpha import PersonAlphaStage
 from bridge.stages.passthrough import PassthroughStage
 from bridge.stages.pose import PoseStage
-from tests.osc_support import Daemon
+from tests.osc_support import preset_daemon
 
 #: Presets that need no model weights, each with another list of stages.
 PRESETS = {
@@ -41,12 +41,7 @@ def _rss_mb() -> float:
 
 @pytest.fixture
 def daemon(carphone_frames, monkeypatch, tmp_path):
-    folder = tmp_path / "presets"
-    folder.mkdir()
-    for name, text in PRESETS.items():
-        (folder / f"{name}.yaml").write_text(text)
-    monkeypatch.setenv("AVATAR_BRIDGE_PRESETS", str(folder))
-    d = Daemon(carphone_frames, monkeypatch)
+    d = preset_daemon(carphone_frames, monkeypatch, tmp_path / "presets", PRESETS)
     yield d
     d.close()
 

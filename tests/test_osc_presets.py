@@ -10,7 +10,7 @@ from bridge.errors import ModelMissingError
 from bridge.stages import alpha as alpha_module
 from bridge.stages.alpha import PersonAlphaConfig, PersonAlphaStage
 from bridge.stages.passthrough import PassthroughStage
-from tests.osc_support import Daemon
+from tests.osc_support import preset_daemon
 
 PRESETS = {
     "base": "stages:\n  - stage: alpha\n",
@@ -26,13 +26,7 @@ DEFAULTS = PersonAlphaConfig().model_dump()
 
 @pytest.fixture
 def daemon(carphone_frames, monkeypatch, tmp_path):
-    folder = tmp_path / "presets"
-    folder.mkdir()
-    for name, text in PRESETS.items():
-        (folder / f"{name}.yaml").write_text(text)
-    monkeypatch.setenv("AVATAR_BRIDGE_PRESETS", str(folder))
-    d = Daemon(carphone_frames, monkeypatch)
-    d.folder = folder
+    d = preset_daemon(carphone_frames, monkeypatch, tmp_path / "presets", PRESETS)
     yield d
     d.close()
 

@@ -45,21 +45,31 @@ def _mask(box: tuple[int, int, int, int]) -> np.ndarray:
     return prob
 
 
+def _finder(landmarker) -> PersonFinder:
+    """A finder whose detector finds nobody and whose general model sees nothing: only the
+    whole-frame regions given to :func:`_find` propose, ``landmarker`` checks."""
+    models = SimpleNamespace(detector=lambda image: [], landmarker=landmarker)
+    return PersonFinder(lambda: models, lambda: (lambda rgb: np.zeros((H, W), np.float32)))
+
+
+def _find(finder: PersonFinder, region):
+    """One frame (flat grey) whose whole-frame pass sees ``region``."""
+    frame = np.full((H, W, 3), 90, np.uint8)
+    return finder.find(frame, frame, _mask(region), np.full((H, W), 90, np.uint8), 0.001, [])
+
+
 def test_a_failed_check_of_two_people_does_not_hold_back_one_of_them():
     """A region of two players fails the check (the landmark model, centred between them,
     sees nobody); a few frames later the whole-frame pass sees one of them alone (IoU 0.35
     with the pair's region): that player is checked on the next scan frame and becomes a
     track, instead of waiting out the retry time of the failed pair."""
     landmarker = FakeLandmarker(PLAYER)
-    models = SimpleNamespace(detector=lambda image: [], landmarker=landmarker)
-    finder = PersonFinder(lambda: models, lambda: (lambda rgb: np.zeros((H, W), np.float32)))
-    frame = np.full((H, W, 3), 90, np.uint8)
-    luma = np.full((H, W), 90, np.uint8)
+    finder = _finder(landmarker)
     # scan frames are 1, 1 + SCAN_INTERVAL, ...: the pair is checked on the first
-    finder.find(frame, frame, _mask(PAIR), luma, 0.001, [])
+    _find(finder, PAIR)
     assert landmarker.rois and not finder.tracks
     for _ in range(person_finder.SCAN_INTERVAL):
-        tracks, _ = finder.find(frame, frame, _mask(PLAYER), luma, 0.001, [])
+        tracks, _ = _find(finder, PLAYER)
     assert person_finder.SCAN_INTERVAL + 1 < person_finder.CHECK_RETRY
     assert len(tracks) == 1
     x, y, w, h = tracks[0].box
@@ -70,14 +80,11 @@ def test_the_same_failed_proposal_waits_for_its_retry():
     """The pair's own region, seen again, is not checked again before the retry time
     (the check budget goes to proposals not checked yet)."""
     landmarker = FakeLandmarker(PLAYER)
-    models = SimpleNamespace(detector=lambda image: [], landmarker=landmarker)
-    finder = PersonFinder(lambda: models, lambda: (lambda rgb: np.zeros((H, W), np.float32)))
-    frame = np.full((H, W, 3), 90, np.uint8)
-    luma = np.full((H, W), 90, np.uint8)
-    finder.find(frame, frame, _mask(PAIR), luma, 0.001, [])
+    finder = _finder(landmarker)
+    _find(finder, PAIR)
     runs = len(landmarker.rois)
     for _ in range(person_finder.CHECK_RETRY - 2):
-        finder.find(frame, frame, _mask(PAIR), luma, 0.001, [])
+        _find(finder, PAIR)
     assert len(landmarker.rois) == runs
 
 
@@ -97,11 +104,7 @@ class WiderLandmarker(FakeLandmarker):
 
 
 def _one_scan(landmarker, region):
-    models = SimpleNamespace(detector=lambda image: [], landmarker=landmarker)
-    finder = PersonFinder(lambda: models, lambda: (lambda rgb: np.zeros((H, W), np.float32)))
-    frame = np.full((H, W, 3), 90, np.uint8)
-    tracks, _ = finder.find(frame, frame, _mask(region), np.full((H, W), 90, np.uint8), 0.001, [])
-    return tracks
+    return _find(_finder(landmarker), region)[0]
 
 
 def test_a_region_that_is_part_of_a_person_is_confirmed_by_a_wider_look():
