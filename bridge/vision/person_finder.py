@@ -318,18 +318,16 @@ class PersonFinder:
             if ex1 <= ex0 or ey1 <= ey0:
                 continue
             mask = cv2.compare(prob[ey0:ey1, ex0:ex1], float(level), cv2.CMP_GT)
-            count, labels = cv2.connectedComponents(mask, connectivity=8)
+            count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
             if count <= 1:
                 continue
             inner = labels[max(0, int(y) - ey0):int(math.ceil(y + bh)) - ey0, max(0, int(x) - ex0):int(math.ceil(x + bw)) - ex0]
-            joined = np.unique(inner)
-            joined = joined[joined > 0]
+            joined = stats[np.flatnonzero(np.bincount(inner.ravel(), minlength=count)[1:]) + 1]
             if len(joined) == 0:
                 continue
-            mask = np.isin(labels, joined)
-            rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
-            x0, y0 = min(x, ex0 + cols[0]), min(y, ey0 + rows[0])
-            x1, y1 = max(x + bw, ex0 + cols[-1] + 1.0), max(y + bh, ey0 + rows[-1] + 1.0)
+            x0, y0 = min(x, ex0 + float(joined[:, 0].min())), min(y, ey0 + float(joined[:, 1].min()))
+            x1 = max(x + bw, ex0 + float((joined[:, 0] + joined[:, 2]).max()))
+            y1 = max(y + bh, ey0 + float((joined[:, 1] + joined[:, 3]).max()))
             given = track.given if track.given is not None else track.box
             if (x1 - x0) * (y1 - y0) <= GROW_LIMIT * given[2] * given[3]:
                 track.box = (float(x0), float(y0), float(x1 - x0), float(y1 - y0))
