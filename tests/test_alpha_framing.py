@@ -236,6 +236,26 @@ def test_side_by_side_people_get_a_window_each_at_any_size():
     assert zoom_windows([(0, 0, 640, 480)], 480, 640, 1.2, 0.6) == []
 
 
+def test_a_person_seen_well_in_a_window_kept_already_gets_none_of_their_own():
+    from bridge.stages.alpha import COVER_FILL, _distinct, _person_windows
+
+    # a group: walker A's window holds walker B (40 px tall in an 84 px window); C stands apart
+    a, b, c, d = (100, 100, 30, 70), (130, 120, 20, 40), (300, 100, 30, 70), (500, 100, 30, 70)
+    candidates = _person_windows([a, b, c, d], 480, 640, 1.2, 0.6)
+    assert 40 >= COVER_FILL * candidates[0][0].side
+    kept = _distinct(candidates, 3)
+    # B is seen in A's window: the cap of 3 reaches C and D
+    assert [(w.cx, w.cy) for w in kept] == [(115, 135), (315, 135), (515, 135)]
+    # a person inside a kept window but small in it keeps a window of their own (the model
+    # sees them one of several there)
+    tiny = (120, 130, 8, 16)
+    assert 16 < COVER_FILL * candidates[0][0].side
+    assert len(_distinct(_person_windows([a, tiny], 480, 640, 1.2, 0.6), 6)) == 2
+    # one reaching out of the kept window keeps theirs too
+    out = (140, 100, 30, 70)
+    assert len(_distinct(_person_windows([a, out], 480, 640, 1.2, 0.6), 6)) == 2
+
+
 def test_a_pose_mask_counts_by_its_framing_weight():
     # a person half-way between full-length and close-up (pose region 1.25x the frame's short
     # side, legs out of view): their pose mask lifts the matte to half its value, no more

@@ -141,3 +141,24 @@ def test_a_track_grows_over_its_own_person_pixels_but_not_over_a_neighbour():
         finder.follow(prob)
     x, y, w, h = finder.tracks[0].box
     assert w * h <= person_finder.GROW_LIMIT * box[2] * box[3]
+
+
+def test_a_speck_of_the_whole_frame_pass_does_not_cut_up_another_sources_person():
+    """The whole-frame pass marks a bar across a walker's waist, too small to be a proposal
+    of its own (below ``min_person``); the general model sees the whole walker. The walker
+    is proposed and checked whole (a square around all of them), not as the pieces above
+    and below the bar: on vtest.avi the motion source's walker lost its torso to such a
+    speck and its sliver failed the check."""
+    landmarker = FakeLandmarker(PLAYER)
+    general = _mask(PLAYER)
+    models = SimpleNamespace(detector=lambda image: [], landmarker=landmarker)
+    finder = PersonFinder(lambda: models, lambda: (lambda rgb: general))
+    x, y, w, h = PLAYER
+    speck = np.zeros((H, W), np.float32)
+    speck[y + 28:y + 32, x:x + w] = 1.0  # 112 px, below min_person 0.01 (192 px)
+    frame = np.full((H, W, 3), 90, np.uint8)
+    tracks, _ = finder.find(frame, frame, speck, np.full((H, W), 90, np.uint8), 0.01, [])
+    cx, cy, side = landmarker.rois[0][:3]
+    assert (cx, cy) == (x + w / 2, y + h / 2)
+    assert side == person_finder.CHECK_ROI_SCALE * h
+    assert len(tracks) == 1
