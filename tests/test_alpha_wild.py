@@ -86,6 +86,21 @@ def test_a_close_person_cut_by_the_frame_edge_next_to_a_far_full_length_one_in_g
         f"close man {_recall(alpha, close):.2f}, far man {_recall(alpha, far):.2f} of their pixels matted"
 
 
+def test_the_same_office_cropped_to_16_9_keeps_the_far_man_whose_feet_are_cut():
+    # the office cropped to 16:9 (rows 40-400 of 480: the far man's feet below the frame): the
+    # whole-frame pass sees nobody, the pose tracker follows the far man but his pose mask
+    # counts only in part (legs out of view), and his box is bigger than zoom_max: he gets a
+    # window all the same, or nothing mattes him (0.42 without it)
+    frames, refs = matte_case("office")
+    frame, ref = np.ascontiguousarray(frames[0][40:400]), refs[0][40:400]
+    alpha = run_case(PersonAlphaStage(), [frame])[0][-1]
+    people = sorted(_people(ref, 2000), key=lambda p: -p.sum())
+    assert len(people) == 2
+    far = people[1]
+    assert _recall(alpha, far) >= 0.75, f"far man {_recall(alpha, far):.2f} of his pixels matted"
+    assert matte.iou(alpha, ref.astype(np.float32) / 255.0) >= 0.6
+
+
 def test_bus_in_grey_keeps_its_people():
     # bus.jpg in grey: the landscape model finds one of the four people there
     frames, refs = matte_case("bus-grey")

@@ -253,7 +253,7 @@ class PersonFinder:
         # largest first; a proposal near a failed check (same person?) after the fresh ones
         near = lambda b: any(_iou(b, f) >= SAME_IOU for f, _ in self._failed)  # noqa: E731
         for box, roi, is_whole in sorted(proposals, key=lambda p: (near(p[0]), -p[0][2] * p[0][3])):
-            if roi is not None and _fill(prob, box) >= WHOLE_FILL:
+            if roi is not None and box_fill(prob, box) >= WHOLE_FILL:
                 continue  # the whole-frame pass sees this person: its region is the proposal
             track = self._match(box)
             if track is not None:
@@ -533,7 +533,7 @@ def _to_edges(found: Box, region: Box, width: int, height: int) -> Box:
     return (x0, y0, x1 - x0, y1 - y0)
 
 
-def _fill(prob: np.ndarray, box: Box, level: float = 0.5) -> float:
+def box_fill(prob: np.ndarray, box: Box, level: float = 0.5) -> float:
     """The share of ``box`` ((x, y, w, h) px) where ``prob`` ((h, w) float32) is above ``level``."""
     h, w = prob.shape
     x0, y0 = max(0, int(box[0])), max(0, int(box[1]))
