@@ -260,15 +260,18 @@ def measure_matte_quality(sheet: Path | None = None, params: dict[str, Any] | No
 
 
 #: Variants of the still development cases (:func:`variant_frames`): the stage must not depend
-#: on the exact framing of the four images.
-VARIANTS = ("original", "h-flip", "x0.75", "central 80%", "1.5x wide", "640x480")
+#: on the exact framing of the images.
+VARIANTS = ("original", "h-flip", "x0.75", "central 80%", "1.5x wide", "640x480", "16:9 crop")
 
 
 def variant_frames(image: np.ndarray, ref: np.ndarray) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """``(variant, image, reference)`` for each of :data:`VARIANTS`: (H, W, 3) uint8 RGB and (H, W) uint8.
 
     Mirrored; shrunk to 3/4 (area); the central 80 % of each side; widened 1.5x by mirroring
-    the borders outwards (people smaller in a wider frame); resized to 640x480 (aspect not kept).
+    the borders outwards (people smaller in a wider frame); resized to 640x480 (aspect not kept);
+    cropped to 16:9, TouchDesigner's usual output (rows from a third of the cut down: feet
+    and the top of the frame go; an image already 16:9 or wider is cut to 4:3 around its
+    centre instead).
     """
     import cv2
 
@@ -284,23 +287,49 @@ def variant_frames(image: np.ndarray, ref: np.ndarray) -> list[tuple[str, np.nda
          cv2.copyMakeBorder(ref, 0, 0, pad, pad, cv2.BORDER_REFLECT)),
         ("640x480", cv2.resize(image, (640, 480), interpolation=cv2.INTER_AREA), cv2.resize(ref, (640, 480), interpolation=cv2.INTER_AREA)),
     ]
+    rows = w * 9 // 16
+    if rows < h:
+        top = (h - rows) // 3
+        out.append(("16:9 crop", image[top:top + rows], ref[top:top + rows]))
+    else:
+        cols = min(w, h * 4 // 3)
+        left = (w - cols) // 2
+        out.append(("16:9 crop", image[:, left:left + cols], ref[:, left:left + cols]))
     return [(name, np.ascontiguousarray(a), np.ascontiguousarray(b)) for name, a, b in out]
 
 
-def measure_variants(params: dict[str, Any] | None = None, compare: dict[str, Any] | None = None) -> dict[str, Any]:
-    """IoU of the still development cases' :data:`VARIANTS`, at ``params`` (default preset) and,
-    when ``compare`` is given, with those parameters changed.
+def still_cases() -> list[str]:
+    """The development cases that are one image (:data:`MATTE_CASES` whose sample is a still)."""
+    return [name for name in MATTE_CASES if name not in CLIP_WARMUP and name not in ("carphone", "bus-pan")]
+
+
+def measure_variants(params: dict[str, Any] | None = None, compare: dict[str, Any] | None = None,
+                     cases: list[str] | None = None) -> dict[str, Any]:
+    """IoU of the still development cases' :data:`VARIANTS` (``cases``, default every still
+    case, :func:`still_cases`), at ``params`` (default preset) and, when ``compare`` is given,
+    with those parameters changed.
 
     Returns:
-        ``{"compare": compare, "cases": {case: {variant: {"iou": float, "iou_compare": float | None}}}}``.
+        ``{"compare": compare, "cases": {case: {variant: {"iou": float, "iou_compare": float | None}}},
+        "mean": float, "mean_compare": float | None}`` (means over every case and variant).
+
+    Raises:
+        ConfigError: a name in ``cases`` that is not a still case.
     """
+    from bridge.errors import ConfigError
     from bridge.matte import iou
     from bridge.stages.alpha import PersonAlphaStage
 
     params = default_preset_params() if params is None else params
     stage = PersonAlphaStage()
     result: dict[str, Any] = {"compare": compare, "cases": {}}
-    for name in ("camera", "zidane", "bus"):
+    names = still_cases() if not cases else list(cases)
+    unknown = [n for n in names if n not in still_cases()]
+    if unknown:
+        raise ConfigError(f"bench alpha --case {unknown[0]!r}: expected one of {', '.join(still_cases())}")
+    scores: list[float] = []
+    others: list[float] = []
+    for name in names:
         frames, refs = matte_case(name)
         rows = result["cases"][name] = {}
         for variant, image, ref in variant_frames(frames[0], refs[0]):
@@ -308,6 +337,11 @@ def measure_variants(params: dict[str, Any] | None = None, compare: dict[str, An
             score = iou(run_case(stage, [image], **params)[0][-1], truth)
             other = iou(run_case(stage, [image], **{**params, **compare})[0][-1], truth) if compare else None
             rows[variant] = {"iou": round(float(score), 4), "iou_compare": None if other is None else round(float(other), 4)}
+            scores.append(float(score))
+            if other is not None:
+                others.append(float(other))
+    result["mean"] = round(float(np.mean(scores)), 4)
+    result["mean_compare"] = round(float(np.mean(others)), 4) if others else None
     return result
 
 
@@ -568,7 +602,7 @@ def run_quality(args: argparse.Namespace) -> int:
 def run_variants(args: argparse.Namespace) -> int:
     """``avatar-bridge bench alpha --variants [--compare NAME=VALUE ...]``: IoU of the stills' variants."""
     compare = parse_compare(args.compare or [])
-    result = measure_variants(compare=compare or None)
+    result = measure_variants(compare=compare or None, cases=args.case)
     if args.json:
         print(json.dumps(result))
         return 0
@@ -578,7 +612,9 @@ def run_variants(args: argparse.Namespace) -> int:
     for name, rows in result["cases"].items():
         for variant, r in rows.items():
             other = f"  {r['iou_compare']:.4f}  {r['iou_compare'] - r['iou']:+.4f}" if r["iou_compare"] is not None else ""
-            print(f"  {name:8s} {variant:12s} {r['iou']:.4f}{other}")
+            print(f"  {name:9s} {variant:12s} {r['iou']:.4f}{other}")
+    other = f"  {result['mean_compare']:.4f}  {result['mean_compare'] - result['mean']:+.4f}" if compare else ""
+    print(f"  {'mean':9s} {'':12s} {result['mean']:.4f}{other}")
     return 0
 
 
@@ -628,6 +664,8 @@ def add_parser(sub: Any) -> None:
                         help="matte quality mode: IoU, flicker, ms per case of the development set, speed per framing, contact sheet")
     parser.add_argument("--variants", action="store_true",
                         help="IoU of flipped, shrunk, cropped, widened and 640x480 versions of the still development cases")
+    parser.add_argument("--case", action="append", metavar="NAME",
+                        help="with --variants: only this still case (repeatable; default every still case)")
     parser.add_argument("--compare", action="append", metavar="NAME=VALUE",
                         help="with --variants: also score with this runtime parameter changed (repeatable), e.g. object_cut=0")
     parser.add_argument("--model", metavar="NAME", default=None,
