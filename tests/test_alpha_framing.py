@@ -256,6 +256,17 @@ def test_a_person_seen_well_in_a_window_kept_already_gets_none_of_their_own():
     assert len(_distinct(_person_windows([a, out], 480, 640, 1.2, 0.6), 6)) == 2
 
 
+def test_one_persons_wide_box_gets_one_window_a_region_is_split():
+    from bridge.stages.alpha import _person_windows
+
+    wide = (40, 100, 200, 100)  # a person with arms spread, or two people side by side
+    assert 200 > SPLIT_ASPECT * 100
+    assert len(_person_windows([wide], 480, 640, 1.2, 0.6)) == 2  # a selfie region: split
+    (win, box), = _person_windows([wide], 480, 640, 1.2, 0.6, split=False)  # a pose person / track
+    assert (win.cx, win.cy, win.side) == (140, 150, 240) and box == wide
+    assert _person_windows([wide], 480, 640, 1.2, 0.3, split=False) == []  # over max_fraction
+
+
 def test_a_pose_mask_counts_by_its_framing_weight():
     # a person half-way between full-length and close-up (pose region 1.25x the frame's short
     # side, legs out of view): their pose mask lifts the matte to half its value, no more

@@ -114,6 +114,19 @@ def test_two_people_in_a_wider_frame_are_matted():
     assert score >= 0.7, f"IoU {score:.3f}"
 
 
+def test_a_footballer_with_limbs_spread_is_not_cut_in_two_windows():
+    # messi5.jpg's central 80 %: the footballer's pose box (limbs spread) is wider than 1.3x its
+    # height; it was split into two windows like a region of people side by side, each holding
+    # half of him (0.79); one person's box gets one window
+    from bridge.bench.alpha import variant_frames
+
+    frames, refs = matte_case("messi5")
+    image, ref = dict((name, (a, b)) for name, a, b in variant_frames(frames[0], refs[0]))["central 80%"]
+    alpha = run_case(PersonAlphaStage(), [image])[0][-1]
+    score = matte.iou(alpha, ref.astype(np.float32) / 255.0)
+    assert score >= 0.9, f"IoU {score:.3f}"
+
+
 def test_bus_in_grey_keeps_its_people():
     # bus.jpg in grey: the landscape model finds one of the four people there
     frames, refs = matte_case("bus-grey")

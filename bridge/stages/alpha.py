@@ -26,7 +26,11 @@ reference mattes, ``docs/benchmarks.md``):
   whole-frame pass sees (they fill it already; zidane.jpg and bus.jpg measured in
   ``zoom_windows``) or, for a pose person, whose pose mask counts fully (full-length: the
   greyscale office's far man, 0.849 against 0.831 with a window); a pose person neither
-  sees does get one (the office cropped to 16:9, the far man's feet cut: 0.42 -> 0.68); a window inside a larger one is kept (it shows one person of several:
+  sees does get one (the office cropped to 16:9, the far man's feet cut: 0.42 -> 0.68). A
+  wide selfie region is split into one window per side-by-side person, a track's or pose
+  person's box never is (it is one person: a footballer's spread limbs made two
+  half-windows, messi5.jpg's central 80 % 0.79 -> 0.95). A window inside a larger one is
+  kept (it shows one person of several:
   greyscale bus.jpg 0.48 -> 0.68), but a person who lies wholly inside a window kept
   already and fills :data:`COVER_FILL` of its side gets none (a group of walkers shares
   one window, so the ``zoom_windows`` cap, now 5, reaches the others: OpenCV's vtest.avi
@@ -382,14 +386,14 @@ class PersonAlphaStage(Pipeline):
         if zoom:
             # a window per person; none for a person bigger than zoom_max whom the whole-frame
             # pass sees (they fill it already)
-            own = _person_windows([t.box for t in tracks if not t.seen_whole], h, w, scale, math.inf)
+            own = _person_windows([t.box for t in tracks if not t.seen_whole], h, w, scale, math.inf, split=False)
             # a pose person bigger than zoom_max gets a window too when neither the whole-frame
             # pass sees them (a greyscale office: it sees nobody) nor their pose mask counts fully
             extra = [(b, limit if weight >= 1.0 or box_fill(prob, b) >= WHOLE_FILL else math.inf)
                      for _, b, weight, _ in boxes if weight > 0.0]
             candidates = own + _person_windows(regions, h, w, scale, limit)
             for b, most in extra:
-                candidates += _person_windows([b], h, w, scale, most)
+                candidates += _person_windows([b], h, w, scale, most, split=False)
             self.windows = _distinct(candidates, int(get("zoom_windows")))
             own = [win for win, _ in own]
             models = None
@@ -707,11 +711,20 @@ def _landmark_bounds(person: Any) -> tuple[float, float, float, float]:
 
 
 def _person_windows(boxes: list[tuple[float, float, float, float]], height: int, width: int, scale: float,
-                    max_fraction: float) -> list[tuple[Window, tuple[float, float, float, float]]]:
+                    max_fraction: float, split: bool = True) -> list[tuple[Window, tuple[float, float, float, float]]]:
     """:func:`~bridge.vision.selfie.zoom_windows` of each box, with the person's box each
-    window is for (a split region's window: its own square's core, side / ``scale``)."""
+    window is for (a split region's window: its own square's core, side / ``scale``).
+    ``split=False``: each box is one person (a track, a pose person), never split as a region
+    of several side by side: one window of ``scale`` times its longer side (messi5.jpg's
+    central 80 %, the footballer's limbs spread: 0.79 as two half-windows, 0.95 as one)."""
     out = []
     for box in boxes:
+        if not split:
+            x, y, bw, bh = box
+            win = Window(x + bw / 2, y + bh / 2, scale * max(bw, bh))
+            if bw > 0 and bh > 0 and win.side <= max_fraction * max(height, width):
+                out.append((win, tuple(float(v) for v in box)))
+            continue
         wins = zoom_windows([box], height, width, scale, max_fraction)
         for win in wins:
             if len(wins) == 1:
