@@ -33,9 +33,10 @@ reference mattes, ``docs/benchmarks.md``):
   kept (it shows one person of several:
   greyscale bus.jpg 0.48 -> 0.68), but a person who lies wholly inside a window kept
   already and fills :data:`COVER_FILL` of its side gets none (a group of walkers shares
-  one window, so the ``zoom_windows`` cap, now 5, reaches the others: OpenCV's vtest.avi
-  0.73 -> 0.89, in grey 0.78 -> 0.86, the crowd clip 0.66 -> 0.74; a cap of 6 gave 0.90,
-  0.87, 0.81 but 25-26 ms a frame for the small-people framing, over its 25 ms). The windows of the :data:`SQUARE_WINDOWS` largest
+  one window, so the ``zoom_windows`` cap of 4 reaches the others: OpenCV's vtest.avi
+  0.75 -> 0.80, its first 10 frames 0.61 -> 0.81, the crowd clip 0.69 -> 0.75; caps of 5
+  and 6 gave 0.89 and 0.90 but 24-33 ms a frame for the small-people framing, over its
+  25 ms, where 4 measured 22). The windows of the :data:`SQUARE_WINDOWS` largest
   tracked people go to the square general model when the stage runs the landscape one
   (which squashes a square window to 256x144): office 0.82 -> 0.85, street 0.73 -> 0.75,
   greyscale bus 0.68 -> 0.71, CG hair-do 0.81 -> 0.83; the windows of a region of several
@@ -208,7 +209,7 @@ class PersonAlphaConfig(BasePipelineConfig):
         json_schema_extra=ui_field_config(order=13, label="Zoom max size"),
     )
     zoom_windows: int = Field(
-        default=5, ge=1, le=8,
+        default=4, ge=1, le=8,
         description="Most zoom windows per frame (largest people first; a person seen well inside another's window shares it); each costs one selfie-model run (about 2 ms).",
         json_schema_extra=ui_field_config(order=14, label="Zoom windows"),
     )
