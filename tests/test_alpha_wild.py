@@ -101,16 +101,22 @@ def test_the_same_office_cropped_to_16_9_keeps_the_far_man_whose_feet_are_cut():
     assert matte.iou(alpha, ref.astype(np.float32) / 255.0) >= 0.6
 
 
+def _variant_iou(case: str, variant: str) -> float:
+    """IoU of the stage (default preset, 30 frames of the still) on one of ``bench alpha
+    --variants``' reframings of a still case."""
+    from bridge.bench.alpha import variant_frames
+
+    frames, refs = matte_case(case)
+    image, ref = {name: (a, b) for name, a, b in variant_frames(frames[0], refs[0])}[variant]
+    alpha = run_case(PersonAlphaStage(), [image])[0][-1]
+    return matte.iou(alpha, ref.astype(np.float32) / 255.0)
+
+
 def test_two_people_in_a_wider_frame_are_matted():
     # zidane.jpg widened 1.5x (borders mirrored): the two men make one wide region whose check
     # fails, and the pose detector's hit on a face inside it used to be skipped as that
     # region's person: nothing was matted for the 30 frames
-    from bridge.bench.alpha import variant_frames
-
-    frames, refs = matte_case("zidane")
-    image, ref = dict((name, (a, b)) for name, a, b in variant_frames(frames[0], refs[0]))["1.5x wide"]
-    alpha = run_case(PersonAlphaStage(), [image])[0][-1]
-    score = matte.iou(alpha, ref.astype(np.float32) / 255.0)
+    score = _variant_iou("zidane", "1.5x wide")
     assert score >= 0.7, f"IoU {score:.3f}"
 
 
@@ -118,12 +124,7 @@ def test_a_footballer_with_limbs_spread_is_not_cut_in_two_windows():
     # messi5.jpg's central 80 %: the footballer's pose box (limbs spread) is wider than 1.3x its
     # height; it was split into two windows like a region of people side by side, each holding
     # half of him (0.79); one person's box gets one window
-    from bridge.bench.alpha import variant_frames
-
-    frames, refs = matte_case("messi5")
-    image, ref = dict((name, (a, b)) for name, a, b in variant_frames(frames[0], refs[0]))["central 80%"]
-    alpha = run_case(PersonAlphaStage(), [image])[0][-1]
-    score = matte.iou(alpha, ref.astype(np.float32) / 255.0)
+    score = _variant_iou("messi5", "central 80%")
     assert score >= 0.9, f"IoU {score:.3f}"
 
 

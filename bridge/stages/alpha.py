@@ -396,12 +396,11 @@ class PersonAlphaStage(Pipeline):
             for b, most in extra:
                 candidates += _person_windows([b], h, w, scale, most, split=False)
             self.windows = _distinct(candidates, int(get("zoom_windows")))
-            own = [win for win, _ in own]
             models = None
             if own and self._model == "landscape":
                 # one tracked person's square window: the square (general) model sees it
                 # unsquashed; the windows of a region of several people stay on the landscape model
-                square, mine = self._general_segmenter(), set(own[:SQUARE_WINDOWS])
+                square, mine = self._general_segmenter(), {win for win, _ in own[:SQUARE_WINDOWS]}
                 models = [square if win in mine else self._segmenter for win in self.windows]
             if full is None or full is small:
                 self._segmenter.zoom(small, self.windows, prob, models=models)
@@ -713,20 +712,12 @@ def _landmark_bounds(person: Any) -> tuple[float, float, float, float]:
 
 def _person_windows(boxes: list[tuple[float, float, float, float]], height: int, width: int, scale: float,
                     max_fraction: float, split: bool = True) -> list[tuple[Window, tuple[float, float, float, float]]]:
-    """:func:`~bridge.vision.selfie.zoom_windows` of each box, with the person's box each
-    window is for (a split region's window: its own square's core, side / ``scale``).
-    ``split=False``: each box is one person (a track, a pose person), never split as a region
-    of several side by side: one window of ``scale`` times its longer side (messi5.jpg's
-    central 80 %, the footballer's limbs spread: 0.79 as two half-windows, 0.95 as one)."""
+    """:func:`~bridge.vision.selfie.zoom_windows` of each box (``split``: as there; False for
+    boxes of one person each), with the person's box each window is for (a split region's
+    window: its own square's core, side / ``scale``)."""
     out = []
     for box in boxes:
-        if not split:
-            x, y, bw, bh = box
-            win = Window(x + bw / 2, y + bh / 2, scale * max(bw, bh))
-            if bw > 0 and bh > 0 and win.side <= max_fraction * max(height, width):
-                out.append((win, tuple(float(v) for v in box)))
-            continue
-        wins = zoom_windows([box], height, width, scale, max_fraction)
+        wins = zoom_windows([box], height, width, scale, max_fraction, split)
         for win in wins:
             if len(wins) == 1:
                 out.append((win, tuple(float(v) for v in box)))

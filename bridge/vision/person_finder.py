@@ -42,7 +42,7 @@ import numpy as np
 
 from bridge.vision.blazepose import search_tiles
 from bridge.vision.object_cut import image_shift
-from bridge.vision.selfie import SelfieSegmenter, person_regions
+from bridge.vision.selfie import SelfieSegmenter, person_region_pixels, person_regions
 
 Box = tuple[float, float, float, float]  # (x, y, w, h) in pixels
 
@@ -244,7 +244,10 @@ class PersonFinder:
         if scan:
             general = self._general()(small)
             self.general_runs += 1
-            seen = _region_pixels(prob, min_person)  # what the whole-frame pass proposes already
+            # what the whole-frame pass proposes already; its smaller specks stay another
+            # source's to propose (on vtest.avi a speck on a walker's waist left the motion
+            # source a sliver of them that failed the check: street 0.73 -> 0.75)
+            seen = person_region_pixels(prob, min_person)
             proposals += [(b, None, False) for b in self._regions(general, min_person, True, seen)]
             search, factor = self._search_image(full, w)
             for _ in range(TILES_PER_SCAN):
@@ -391,7 +394,7 @@ class PersonFinder:
                  seen: np.ndarray | None = None) -> list[Box]:
         """Regions of ``mask > 0.5`` (:func:`~bridge.vision.selfie.person_regions`); with
         ``unexplained``, only of the pixels that no track's box holds and ``seen`` ((h, w)
-        bool, the whole-frame pass's proposed regions, :func:`_region_pixels`) does not mark:
+        bool, the whole-frame pass's proposed regions) does not mark:
         the people this source alone sees (a region of two people, one of them tracked,
         yields the other)."""
         if unexplained and (self.tracks or seen is not None):
@@ -482,20 +485,6 @@ class PersonFinder:
         if inside[2] * inside[3] < IN_FRAME * found[2] * found[3]:
             return None  # a pose reaching far out of the frame from a small piece of it: no person there
         return found
-
-
-def _region_pixels(prob: np.ndarray, min_person: float, level: float = 0.5) -> np.ndarray:
-    """(h, w) bool: the pixels of the regions of ``prob > level`` (8-connected) of at least
-    ``min_person`` of the frame's area, the ones :func:`~bridge.vision.selfie.person_regions`
-    keeps (smaller specks are not proposed by the whole-frame pass, so they stay another
-    source's to propose: on vtest.avi a speck on a walker's waist left the motion source a
-    sliver of them that failed the check; street 0.73 -> 0.75, its crowd clip 0.66 -> 0.69,
-    no case lower)."""
-    binary = cv2.compare(prob, float(level), cv2.CMP_GT)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
-    keep = stats[:, cv2.CC_STAT_AREA] >= float(min_person) * prob.size
-    keep[0] = False
-    return keep[labels]
 
 
 def _same(a: Box, b: Box) -> bool:

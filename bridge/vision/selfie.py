@@ -177,6 +177,17 @@ class Window:
         return np.array([[sx, 0.0, input_width / 2 - sx * self.cx], [0.0, sy, input_height / 2 - sy * self.cy]], np.float64)
 
 
+def _components(mask: np.ndarray, min_area: float, level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The connected regions (8-connected) of ``mask > level``: (labels (H, W) int32, stats
+    (count, 5) int32 as OpenCV gives them, keep (count,) bool: label 0, the background,
+    never; a region of at least ``min_area`` of the frame's area)."""
+    binary = cv2.compare(mask, float(level), cv2.CMP_GT)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    keep = stats[:, cv2.CC_STAT_AREA] >= float(min_area) * mask.shape[0] * mask.shape[1]
+    keep[0] = False
+    return labels, stats, keep
+
+
 def person_regions(mask: np.ndarray, min_area: float, level: float = 0.5) -> list[tuple[int, int, int, int]]:
     """Bounding boxes of the connected regions (8-connected) of ``mask > level``.
 
@@ -188,15 +199,20 @@ def person_regions(mask: np.ndarray, min_area: float, level: float = 0.5) -> lis
     Returns:
         ``(x, y, w, h)`` in pixels per region, largest (most pixels) first.
     """
-    binary = cv2.compare(mask, float(level), cv2.CMP_GT)
-    count, _, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
-    limit = float(min_area) * mask.shape[0] * mask.shape[1]
-    regions = [(int(s[4]), tuple(int(v) for v in s[:4])) for s in stats[1:count] if s[4] >= limit]
+    _, stats, keep = _components(mask, min_area, level)
+    regions = [(int(s[4]), tuple(int(v) for v in s[:4])) for s in stats[keep]]
     return [r for _, r in sorted(regions, key=lambda item: -item[0])]
 
 
+def person_region_pixels(mask: np.ndarray, min_area: float, level: float = 0.5) -> np.ndarray:
+    """(H, W) bool: the pixels of the regions :func:`person_regions` returns (same arguments);
+    smaller specks are left out."""
+    labels, _, keep = _components(mask, min_area, level)
+    return keep[labels]
+
+
 def zoom_windows(regions: list[tuple[float, float, float, float]], height: int, width: int, scale: float,
-                 max_fraction: float) -> list[Window]:
+                 max_fraction: float, split: bool = True) -> list[Window]:
     """Square windows in which each person region fills the model's input.
 
     One window per region, centred on it, of side ``scale * max(w, h)``; a region wider
@@ -215,6 +231,9 @@ def zoom_windows(regions: list[tuple[float, float, float, float]], height: int, 
         height, width: the frame size in pixels.
         scale: window side relative to the region (>= 1 leaves a margin around the person).
         max_fraction: largest window side as a fraction of ``max(height, width)``.
+        split: take a wide region apart; False when each box is one person (a track, a pose
+            person: a footballer's spread limbs are not two people; messi5.jpg's central
+            80 % 0.79 as two half-windows, 0.95 as one).
 
     Returns:
         The windows (:class:`Window`: centre and side in pixels), in the order of ``regions``.
@@ -224,7 +243,7 @@ def zoom_windows(regions: list[tuple[float, float, float, float]], height: int, 
     for x, y, w, h in regions:
         if w <= 0 or h <= 0:
             continue
-        if w > SPLIT_ASPECT * h and not (x <= 0 and x + w >= width):
+        if split and w > SPLIT_ASPECT * h and not (x <= 0 and x + w >= width):
             count = math.ceil(w / h)
             side = scale * h
             centres = [x + h / 2 + k * (w - h) / (count - 1) for k in range(count)]
