@@ -183,3 +183,23 @@ def test_a_detection_inside_a_region_that_failed_is_checked_on_its_own(monkeypat
     assert len(tracks) == 1
     x, y, w, h = tracks[0].box
     assert abs((x + w / 2) - (PLAYER[0] + PLAYER[2] / 2)) < 3
+
+
+def test_a_part_of_a_tracked_person_seen_alone_does_not_become_their_box():
+    """On a dark stage the whole-frame pass sees a guitarist one frame whole, the next only
+    their hand (a region half inside their box). The hand is them (the track is seen, it
+    stays), but it is not their box: the track keeps the player's box, and it is not marked
+    as seen by the whole-frame pass, so the player keeps their own zoom window."""
+    finder = _finder(FakeLandmarker(PLAYER))
+    _find(finder, PLAYER)
+    assert len(finder.tracks) == 1
+    hand = (72, 50, 10, 10)
+    for _ in range(person_finder.MAX_MISSES + 2):
+        tracks, _ = _find(finder, hand)
+    assert len(tracks) == 1, "the hand keeps the player tracked"
+    x, y, w, h = tracks[0].box
+    assert w >= PLAYER[2] - 2 and h >= PLAYER[3] - 2, "the box is still the player's, not the hand's"
+    assert not tracks[0].seen_whole
+    # the player seen whole again: that region is their box
+    tracks, _ = _find(finder, PLAYER)
+    assert tracks[0].seen_whole and tuple(round(v) for v in tracks[0].box) == PLAYER
