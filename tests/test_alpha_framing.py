@@ -288,3 +288,31 @@ def test_a_pose_mask_counts_by_its_framing_weight():
     prob = PersonAlphaStage().people_probability(small, [person], 1.0, params.__getitem__)
     assert prob[60:140, 60:140].mean() == pytest.approx(weight, abs=0.02)
     assert prob[:40].max() < 0.05
+
+
+def test_the_person_finder_scans_on_its_own_thread_and_its_own_models(monkeypatch):
+    """The finder's scans (general model, detector tile, landmark checks) run on its own
+    thread so that no frame waits for them, against model instances of its own: a LiteRT
+    interpreter must never be invoked from two threads at once (the Scope plugin's crash).
+    Over the greyscale office (two people to check, the own pose tracker and the object cut
+    on the stage's thread), every model instance is called from one thread only."""
+    import threading
+
+    from bridge.vision.runtime import LiteModel
+
+    callers: dict[int, set[int]] = {}
+    call = LiteModel.__call__
+
+    def recorded(self, x):
+        callers.setdefault(id(self), set()).add(threading.get_ident())
+        return call(self, x)
+
+    monkeypatch.setattr(LiteModel, "__call__", recorded)
+    frames, _ = matte_case("office")
+    stage = PersonAlphaStage()
+    for _ in range(12):
+        stage(video=[torch.from_numpy(frames[0])[None]])
+    assert stage._finder.tracks, "the office's people are found"
+    threads = set().union(*callers.values())
+    assert len(threads) == 2, "the stage's thread and the finder's"
+    assert all(len(t) == 1 for t in callers.values()), "a model instance is called from two threads"

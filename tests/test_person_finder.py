@@ -203,3 +203,94 @@ def test_a_part_of_a_tracked_person_seen_alone_does_not_become_their_box():
     # the player seen whole again: that region is their box
     tracks, _ = _find(finder, PLAYER)
     assert tracks[0].seen_whole and tuple(round(v) for v in tracks[0].box) == PLAYER
+
+
+#: A second player, right of PLAYER, and a frame's whole-frame pass that sees both.
+SECOND = (112, 24, 26, 58)
+
+
+class TwoPlayers(FakeLandmarker):
+    """Sees PLAYER or SECOND around an ROI centred on them; ``delay`` seconds a call (a slow
+    machine), and it records the thread that called it."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        super().__init__(PLAYER)
+        self.delay, self.threads = delay, set()
+
+    def __call__(self, image, roi):
+        import threading
+        import time
+
+        self.threads.add(threading.get_ident())
+        time.sleep(self.delay)
+        self.person = SECOND if roi[0] > SECOND[0] else PLAYER
+        return super().__call__(image, roi)
+
+
+def _two(finder: PersonFinder, second: bool):
+    frame = np.full((H, W, 3), 90, np.uint8)
+    prob = np.maximum(_mask(PLAYER), _mask(SECOND)) if second else _mask(PLAYER)
+    return finder.find(frame, frame, prob, np.full((H, W), 90, np.uint8), 0.001, [])
+
+
+def _background_run(delay: float, pause: float) -> tuple[list[int], set[int]]:
+    """Per frame, how many people the background finder follows: PLAYER from the first
+    frame, SECOND stepping in on frame 4 (a scan frame); each check takes ``delay`` s, and
+    ``pause`` s pass between frames (a fast machine: the scan is done long before it is due)."""
+    import time
+
+    landmarker = TwoPlayers(delay)
+    models = SimpleNamespace(detector=lambda image: [], landmarker=landmarker)
+    finder = PersonFinder(lambda: models, lambda: (lambda rgb: np.zeros((H, W), np.float32)), background=True)
+    counts = []
+    for frame in range(1, 11):
+        counts.append(len(_two(finder, second=frame >= 4)[0]))
+        time.sleep(pause)
+    return counts, landmarker.threads
+
+
+def test_a_background_scan_is_taken_in_a_fixed_number_of_frames_later_whatever_the_speed():
+    """With ``background`` the landmark checks of a scan frame run on the finder's own thread,
+    and their outcome is taken in SCAN_LAG frames later: a slow machine waits for it there,
+    a fast one does not take it earlier, so the tracks never depend on the speed. Nobody
+    followed yet: the first person is checked on the frame itself (a cold start)."""
+    import threading
+
+    lag = person_finder.SCAN_LAG
+    assert 0 < lag < person_finder.SCAN_INTERVAL
+    fast, _ = _background_run(0.0, 0.05)
+    slow, slow_threads = _background_run(0.05, 0.0)
+    assert fast == slow
+    assert fast[:3] == [1, 1, 1], "the cold start's check runs on the frame: PLAYER at once"
+    # SECOND is proposed on frame 4 (a scan frame) and followed from frame 4 + lag on
+    assert fast[3:3 + lag] == [1] * lag and fast[3 + lag:] == [2] * (len(fast) - 3 - lag)
+    assert any(t != threading.get_ident() for t in slow_threads), "the scan's check ran on the finder's thread"
+
+
+def test_a_reset_drops_the_scan_still_running():
+    """A cut (or a new stream) while a scan runs in the background: its outcome belongs to
+    the old shot and never becomes a track of the new one, and the new stream's detector
+    scan starts again at the whole frame (the reset waits for the old scan, which would
+    otherwise move the scan on to its next tile after the reset)."""
+    import time
+
+    landmarker = TwoPlayers()
+    seen_by_detector: list[tuple[int, ...]] = []
+    models = SimpleNamespace(detector=lambda image: seen_by_detector.append(image.shape) or [], landmarker=landmarker)
+
+    def slow_general(rgb):
+        time.sleep(0.1)
+        return np.zeros((H, W), np.float32)
+
+    finder = PersonFinder(lambda: models, lambda: slow_general, background=True)
+    for frame in range(1, 5):
+        _two(finder, second=frame >= 4)  # frame 4: a scan with SECOND goes to the background
+    finder.reset()
+    time.sleep(0.2)  # the next stream starts a moment later
+    seen_by_detector.clear()
+    empty = np.zeros((H, W), np.float32)
+    frame = np.full((H, W, 3), 90, np.uint8)
+    for _ in range(person_finder.SCAN_INTERVAL):
+        tracks, _ = finder.find(frame, frame, empty, np.full((H, W), 90, np.uint8), 0.001, [])
+    assert tracks == []
+    assert seen_by_detector[0] == (H, W, 3), "the first scan after the reset looks at the whole frame"

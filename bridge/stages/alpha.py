@@ -300,7 +300,11 @@ class PersonAlphaStage(Pipeline):
         self._pose_last: list[Any] = []  # its last people, kept between its runs
         self._pose_luma: np.ndarray | None = None  # the luma of the frame they were found on
         self._general: SelfieSegmenter | None = None
-        self._finder = PersonFinder(self._pose_models, self._general_segmenter)
+        self._finder_models: Any = None
+        self._finder_general: SelfieSegmenter | None = None
+        # the finder's scans run on its own thread, on its own model instances (a LiteRT
+        # interpreter serves one thread at a time)
+        self._finder = PersonFinder(self._finder_pose_models, self._finder_segmenter, background=True)
         self._cut = ObjectCut(lambda: self._pose_models().landmarker)
         # one argument when it is the default: the loader keeps its old one-argument call
         self._segmenter = load_selfie_segmenter(model) if threads == 1 else load_selfie_segmenter(model, threads)
@@ -437,14 +441,35 @@ class PersonAlphaStage(Pipeline):
         return prob
 
     def _general_segmenter(self) -> SelfieSegmenter:
-        """The general selfie model (256x256), a source of the person finder; made on first use."""
+        """The general selfie model (256x256), which segments the tracked people's square
+        windows (:data:`SQUARE_WINDOWS`); made on first use."""
         if self._general is None:
             self._general = load_selfie_segmenter("general", self._threads)
         return self._general
 
+    def _finder_pose_models(self) -> Any:
+        """The person finder's own pose detector and landmark model (``detector``,
+        ``landmarker``), made on first use on the finder's thread, which alone runs them."""
+        if self._finder_models is None:
+            from types import SimpleNamespace
+
+            from bridge.vision.pose_detector import PoseDetector
+            from bridge.vision.pose_landmarks import PoseLandmarker
+
+            self._finder_models = SimpleNamespace(detector=PoseDetector(self._threads),
+                                                  landmarker=PoseLandmarker(self._threads, segmentation=True))
+        return self._finder_models
+
+    def _finder_segmenter(self) -> SelfieSegmenter:
+        """The person finder's own general selfie model (its whole-frame source), made on
+        first use on the finder's thread, which alone runs it."""
+        if self._finder_general is None:
+            self._finder_general = load_selfie_segmenter("general", self._threads)
+        return self._finder_general
+
     def _pose_models(self) -> Any:
         """The stage's :class:`~bridge.vision.blazepose.PoseTracker` (made on first use; its
-        detector and landmark model are also the person finder's detector scan and check)."""
+        landmark model is also the object cut's; the person finder has its own models)."""
         if self._tracker is None:
             from bridge.vision.blazepose import PoseTracker
 

@@ -30,12 +30,16 @@ that no source and no matte sees for :data:`MAX_MISSES` frames is dropped, and a
 (:meth:`PersonFinder.new_shot`) starts afresh. The costly runs share one frame in
 :data:`SCAN_INTERVAL` (:meth:`PersonFinder.find`): the general model, one detector tile, and
 the landmark checks of that frame's new proposals (at most :data:`CHECKS_PER_FRAME`), so the
-median frame pays for none of them.
+median frame pays for none of them; with ``background`` (the stage's finder) they run on the
+finder's own thread and their outcome is taken in :data:`SCAN_LAG` frames later, so no frame
+waits for them either (street clip: worst frame 94-116 -> 49-50 ms, mean 43-45 -> 25-29 ms;
+``docs/benchmarks.md``).
 """
 
 from __future__ import annotations
 
 import math
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -56,6 +60,11 @@ SEARCH_SIDE = 640
 #: The costly sources (the general selfie model on the whole frame and one pose-detector
 #: tile) run together on every this many frames; the frames between pay for neither.
 SCAN_INTERVAL = 3
+#: With ``background`` (:class:`PersonFinder`), a scan frame's outcome is taken in this many
+#: frames later (the frame before the next scan): a person proposed there is matted on the
+#: third frame. A fixed number of frames, not "when it is done", so that the result never
+#: depends on the machine's speed (a slow machine waits for it there).
+SCAN_LAG = SCAN_INTERVAL - 1
 #: Detector tiles run on each scan frame (one detector run each, about 9 ms): the whole
 #: frame and the 17 tiles of a 640x480 frame take 18 scans, 54 frames (1.8 s at 30 fps).
 TILES_PER_SCAN = 1
@@ -163,6 +172,29 @@ class Track:
     given: Box | None = None
 
 
+@dataclass
+class _Job:
+    """One frame's input to :meth:`PersonFinder._run` (boxes in working pixels): the frame
+    number, whether it scans, the working frame ``small`` ((h, w, 3) uint8), the detector's
+    ``search`` image and its working pixels per pixel, the whole-frame probability, the
+    motion mask or None, the proposals so far, the tracks ``(track_id, box)`` and failed
+    checks ``(box, frame)`` as they stood, the caller's pose people, ``min_person``, ``check``."""
+
+    frame: int
+    scan: bool
+    small: np.ndarray
+    search: np.ndarray | None
+    factor: float
+    prob: np.ndarray
+    moving: np.ndarray | None
+    proposals: list[tuple[Box, Any, bool]]
+    tracks: list[tuple[int, Box]]
+    failed: list[tuple[Box, int]]
+    people: list[Box]
+    min_person: float
+    check: bool
+
+
 class PersonFinder:
     """Every person in a video, proposed by several sources, confirmed once, followed.
 
@@ -171,6 +203,10 @@ class PersonFinder:
             :class:`~bridge.vision.pose_detector.PoseDetector`) and ``landmarker`` (a
             :class:`~bridge.vision.pose_landmarks.PoseLandmarker`); made on first use.
         general: callable returning the general selfie segmenter, made on first use.
+        background: run each scan frame's costly part (the general model, the detector tile,
+            the landmark checks) on the finder's own thread and take in its outcome
+            :data:`SCAN_LAG` frames later, so that no frame waits for it; the models the two
+            callables return are then used on that thread only (give the finder its own).
 
     Attributes:
         checks: landmark checks run so far; detector_runs: detector tiles run so far;
@@ -179,9 +215,13 @@ class PersonFinder:
     Not thread-safe; one finder per video stream.
     """
 
-    def __init__(self, pose_models: Callable[[], Any], general: Callable[[], SelfieSegmenter]) -> None:
+    def __init__(self, pose_models: Callable[[], Any], general: Callable[[], SelfieSegmenter],
+                 background: bool = False) -> None:
         self._models = pose_models
         self._general = general
+        self._background = background
+        self._executor: ThreadPoolExecutor | None = None
+        self._pending: tuple[Future, int] | None = None  # the scan in the background and its frame
         self.tracks: list[Track] = []
         self._failed: list[tuple[Box, int]] = []
         self._frame = 0
@@ -194,7 +234,14 @@ class PersonFinder:
         self.general_runs = 0
 
     def reset(self) -> None:
-        """Forget every track and failed check (a new stream)."""
+        """Forget every track and failed check (a new stream); a scan still running in the
+        background is waited for and its outcome dropped."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            try:
+                pending[0].result()
+            except Exception:  # noqa: BLE001 - the outcome of a forgotten stream is dropped, its error with it
+                pass
         self.tracks = []
         self._failed = []
         self._frame = 0
@@ -231,6 +278,10 @@ class PersonFinder:
         for track in self.tracks:
             track.seen_whole = False
             track.misses += 1
+        if self._pending is not None and self._frame >= self._pending[1] + SCAN_LAG:
+            future, _ = self._pending
+            self._pending = None
+            self._apply(future.result())
         whole = self._regions(prob, min_person)
         proposals: list[tuple[Box, Any, bool]] = []
         for box in whole:
@@ -244,54 +295,127 @@ class PersonFinder:
                 matched[0].box = matched[0].given = _clip(box, w, h)
             elif not matched and not any(_same(box, b) or _contains(box, b) for b in people_boxes):
                 proposals.append((box, None, True))
-        search, factor = None, 1.0
-        if scan:
-            general = self._general()(small)
-            self.general_runs += 1
-            # what the whole-frame pass proposes already; its smaller specks stay another
-            # source's to propose (on vtest.avi a speck on a walker's waist left the motion
-            # source a sliver of them that failed the check: street 0.73 -> 0.75)
-            seen = person_region_pixels(prob, min_person)
-            proposals += [(b, None, False) for b in self._regions(general, min_person, True, seen)]
-            search, factor = self._search_image(full, w)
-            for _ in range(TILES_PER_SCAN):
-                proposals += self._detect(search, factor)
-            if moving is not None:
-                proposals += [(b, None, False) for b in self._regions(moving, 0.0, True, seen)]
-        budget = CHECKS_PER_FRAME if scan else 0  # checks wait for the scan frame: the costly runs share one frame
-        # largest first; a proposal near a failed check (same person?) after the fresh ones
-        near = lambda b: any(_iou(b, f) >= SAME_IOU for f, _ in self._failed)  # noqa: E731
-        for box, roi, is_whole in sorted(proposals, key=lambda p: (near(p[0]), -p[0][2] * p[0][3])):
-            if roi is not None and box_fill(prob, box) >= WHOLE_FILL and not any(_contains(f, box) for f, _ in self._failed):
-                continue  # the whole-frame pass sees this person: its region is the proposal (unless it failed)
-            track = self._match(box)
-            if track is not None:
-                track.misses = 0
-                track.seen_whole = track.seen_whole or is_whole
-                continue
-            if any(_same(box, b) for b in people_boxes):
-                continue  # the caller's pose person (their own box, window and mask)
-            if not check:
-                self._confirm(_clip(box, w, h), seen_whole=is_whole)
-                continue
-            if budget <= 0 or any(_iou(box, b) >= RETRY_IOU for b, _ in self._failed):
-                continue
-            if search is None:
-                search, factor = self._search_image(full, w)
-            runs = self.checks
-            found = self._check(search, factor, box, roi, wider=budget >= 2)
-            budget -= self.checks - runs  # a wider look is one more landmark run of the budget
-            if found is None or self._match(found) is not None:
-                self._failed.append((box, self._frame))
-                continue
-            if roi is None:  # a region of person pixels that reaches the frame's edge: so does the person
-                found = _to_edges(found, box, w, h)
-            self._confirm(_clip(found, w, h), seen_whole=is_whole)
+        if self._background and scan:
+            # the costly runs go to the finder's own thread (its models run there only);
+            # their outcome is taken in at a fixed frame (SCAN_LAG frames on), whatever the
+            # machine's speed. While nobody is followed it is waited for at once: the first
+            # person in the shot is matted from the frame they are found on
+            job = self._job(small, full, prob, moving, proposals, people_boxes, min_person, check, scan)
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="person-finder")
+            future = self._executor.submit(self._run, job)
+            if self.tracks:
+                self._pending = (future, self._frame)
+            else:
+                self._apply(future.result())
+        else:
+            self._apply(self._run(self._job(small, full, prob, moving, proposals, people_boxes, min_person, check, scan)))
         self.tracks = [t for t in self.tracks if t.misses <= MAX_MISSES and t.box[2] >= 1 and t.box[3] >= 1]
         self.tracks.sort(key=lambda t: -t.box[2] * t.box[3])
         known = [t.box for t in self.tracks] + list(people_boxes)
         single = [b for b in whole if sum(1 for k in known if _same(b, k) or _contains(b, k)) == 1]
         return self.tracks, single
+
+    def _job(self, small: np.ndarray, full: np.ndarray, prob: np.ndarray, moving: np.ndarray | None,
+             proposals: list[tuple[Box, Any, bool]], people_boxes: list[Box], min_person: float, check: bool,
+             scan: bool) -> _Job:
+        """What :meth:`_run` needs, taken from this frame: copies of the images on a scan frame
+        run in the background (the caller reuses its buffers), and the tracks and failed
+        checks as they stand (boxes only)."""
+        search, factor = (None, 1.0)
+        if scan:
+            search, factor = self._search_image(full, prob.shape[1])
+            if self._background:
+                small, prob = small.copy(), prob.copy()
+                if search is full:
+                    search = search.copy()
+        return _Job(frame=self._frame, scan=scan, small=small, search=search, factor=factor, prob=prob,
+                    moving=moving, proposals=list(proposals), tracks=[(t.track_id, t.box) for t in self.tracks],
+                    failed=list(self._failed), people=list(people_boxes), min_person=min_person, check=check)
+
+    def _run(self, job: _Job) -> list[tuple[Any, ...]]:
+        """The costly part of a frame: on a scan frame the general model, a detector tile and
+        the motion source propose, then new proposals are checked (at most
+        :data:`CHECKS_PER_FRAME` landmark runs). It reads only ``job`` (never the tracks
+        themselves, which the caller's thread owns) and returns what :meth:`_apply` does:
+        ``("seen", track_id or ("new", i), whole)``, ``("confirm", box, whole)``,
+        ``("failed", box, frame)``."""
+        h, w = job.prob.shape
+        proposals = list(job.proposals)
+        tracked = [b for _, b in job.tracks]
+        if job.scan:
+            general = self._general()(job.small)
+            self.general_runs += 1
+            # what the whole-frame pass proposes already; its smaller specks stay another
+            # source's to propose (on vtest.avi a speck on a walker's waist left the motion
+            # source a sliver of them that failed the check: street 0.73 -> 0.75)
+            seen = person_region_pixels(job.prob, job.min_person)
+            proposals += [(b, None, False) for b in self._regions(general, job.min_person, True, seen, tracked)]
+            for _ in range(TILES_PER_SCAN):
+                proposals += self._detect(job.search, job.factor)
+            if job.moving is not None:
+                proposals += [(b, None, False) for b in self._regions(job.moving, 0.0, True, seen, tracked)]
+        budget = CHECKS_PER_FRAME if job.scan else 0  # checks wait for the scan frame: the costly runs share one frame
+        failed = list(job.failed)
+        known: list[tuple[Any, Box]] = list(job.tracks)  # (track id or ("new", i), box)
+        actions: list[tuple[Any, ...]] = []
+
+        def match(box: Box) -> Any:
+            return next((key for key, b in known if _same(box, b)), None)
+
+        def confirm(box: Box, whole: bool) -> None:
+            key = match(box)
+            if key is None:
+                known.append((("new", len(actions)), box))
+                actions.append(("confirm", box, whole))
+            else:  # an earlier proposal of this frame was confirmed as this person
+                actions.append(("seen", key, whole))
+
+        # largest first; a proposal near a failed check (same person?) after the fresh ones
+        near = lambda b: any(_iou(b, f) >= SAME_IOU for f, _ in failed)  # noqa: E731
+        for box, roi, is_whole in sorted(proposals, key=lambda p: (near(p[0]), -p[0][2] * p[0][3])):
+            if roi is not None and box_fill(job.prob, box) >= WHOLE_FILL and not any(_contains(f, box) for f, _ in failed):
+                continue  # the whole-frame pass sees this person: its region is the proposal (unless it failed)
+            key = match(box)
+            if key is not None:
+                actions.append(("seen", key, is_whole))
+                continue
+            if any(_same(box, b) for b in job.people):
+                continue  # the caller's pose person (their own box, window and mask)
+            if not job.check:
+                confirm(_clip(box, w, h), is_whole)
+                continue
+            if budget <= 0 or any(_iou(box, b) >= RETRY_IOU for b, _ in failed):
+                continue
+            runs = self.checks
+            found = self._check(job.search, job.factor, box, roi, wider=budget >= 2)
+            budget -= self.checks - runs  # a wider look is one more landmark run of the budget
+            if found is None or match(found) is not None:
+                failed.append((box, job.frame))
+                actions.append(("failed", box, job.frame))
+                continue
+            if roi is None:  # a region of person pixels that reaches the frame's edge: so does the person
+                found = _to_edges(found, box, w, h)
+            confirm(_clip(found, w, h), is_whole)
+        return actions
+
+    def _apply(self, actions: list[tuple[Any, ...]]) -> None:
+        """Do what :meth:`_run` found, in its order: confirmed people become tracks (or renew
+        the track that has meanwhile become theirs), people seen are not missed, failed
+        checks wait for their retry."""
+        made: dict[int, Track] = {}
+        for i, action in enumerate(actions):
+            kind = action[0]
+            if kind == "confirm":
+                made[i] = self._confirm(action[1], seen_whole=action[2])
+            elif kind == "seen":
+                key = action[1]
+                track = made.get(key[1]) if isinstance(key, tuple) else next((t for t in self.tracks if t.track_id == key), None)
+                if track is not None:
+                    track.misses = 0
+                    track.seen_whole = track.seen_whole or action[2]
+            else:
+                self._failed.append((action[1], action[2]))
 
     def follow(self, prob: np.ndarray, level: float = 0.5) -> None:
         """After this frame's matte: a track that only its own window shows (not the
@@ -395,19 +519,19 @@ class PersonFinder:
         return cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST).astype(np.float32) * np.float32(1.0 / 255.0)
 
     def _regions(self, mask: np.ndarray, min_person: float, unexplained: bool = False,
-                 seen: np.ndarray | None = None) -> list[Box]:
+                 seen: np.ndarray | None = None, tracked: list[Box] | None = None) -> list[Box]:
         """Regions of ``mask > 0.5`` (:func:`~bridge.vision.selfie.person_regions`); with
         ``unexplained``, only of the pixels that no track's box holds and ``seen`` ((h, w)
         bool, the whole-frame pass's proposed regions) does not mark:
         the people this source alone sees (a region of two people, one of them tracked,
         yields the other)."""
-        if unexplained and (self.tracks or seen is not None):
+        boxes = [t.box for t in self.tracks] if tracked is None else tracked
+        if unexplained and (boxes or seen is not None):
             mask = mask.copy()
             h, w = mask.shape
             if seen is not None:
                 mask[seen] = 0.0
-            for track in self.tracks:
-                x, y, bw, bh = track.box
+            for x, y, bw, bh in boxes:
                 mask[max(0, int(y)):min(h, int(math.ceil(y + bh))), max(0, int(x)):min(w, int(math.ceil(x + bw)))] = 0.0
         return [b for b in person_regions(mask, min_person) if max(b[2], b[3]) >= MIN_SIDE]
 
@@ -417,14 +541,16 @@ class PersonFinder:
                 return track
         return None
 
-    def _confirm(self, box: Box, seen_whole: bool) -> None:
+    def _confirm(self, box: Box, seen_whole: bool) -> Track:
         track = self._match(box)
         if track is None:
-            self.tracks.append(Track(box, self._next_id, seen_whole=seen_whole, given=box))
+            track = Track(box, self._next_id, seen_whole=seen_whole, given=box)
+            self.tracks.append(track)
             self._next_id += 1
         else:
             track.box, track.given, track.misses = box, box, 0
             track.seen_whole = track.seen_whole or seen_whole
+        return track
 
     def _search_image(self, full: np.ndarray, work_width: int) -> tuple[np.ndarray, float]:
         """``full`` shrunk to a long side of at most :data:`SEARCH_SIDE`, and working pixels per its pixel."""
