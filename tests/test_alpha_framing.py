@@ -221,6 +221,28 @@ def test_the_costly_models_run_only_where_they_help(carphone_frames):
     assert off.pose_runs == 0 and off.windows == []
 
 
+def test_a_close_up_costs_the_pose_search_no_landmark_run(carphone_frames):
+    """While nobody full-length is followed, the own pose tracker looks every 10 frames. A
+    close-up whose hips lie below the frame (a webcam performer) has no knee or ankle in it
+    and fills it, so its pose mask would weigh 0 and be dropped: the search stops at the
+    detector, without the landmark run (11-25 ms, which made every tenth frame of a close-up
+    miss a 30 fps frame period). A full-length person is followed as before."""
+    stage = PersonAlphaStage()
+    tracker = stage._pose_models()
+    processed: list[int] = []
+    process = tracker.process
+    tracker.process = lambda *a, **k: processed.append(1) or process(*a, **k)
+    for frame in carphone_frames[:30]:
+        stage(video=[torch.from_numpy(frame)[None]])
+    assert stage.pose_runs >= 3, "the search still looks every 10 frames"
+    assert not processed, "no landmark run for a close-up"
+    street, _ = _bus_street()
+    stage.reset()
+    for _ in range(4):
+        stage(video=[torch.from_numpy(street)[None]])
+    assert processed, "a full-length person is followed by the pose tracker"
+
+
 def test_side_by_side_people_get_a_window_each_at_any_size():
     # one person too big for a window: none (the full-frame pass sees them well enough)
     assert zoom_windows([(100, 20, 300, 340)], 360, 640, 1.2, 0.6) == []

@@ -495,7 +495,8 @@ class PersonAlphaStage(Pipeline):
         """
         tracker = self._pose_models()
         self._pose_frame += 1
-        if not tracker.tracked:
+        searched = not tracker.tracked
+        if searched:
             self._pose_last = []
             if self._pose_wait > 0:
                 self._pose_wait -= 1
@@ -507,9 +508,15 @@ class PersonAlphaStage(Pipeline):
                 return self._pose_last
             return [follow_motion(person, self._pose_luma, luma) for person in self._pose_last]
         self.pose_runs += 1
+        h, w = small.shape[:2]
+        if searched and all(_close_up_detection(d, h, w) for d in tracker.detect(np.ascontiguousarray(small))):
+            # nobody, or only close-ups: the landmark run would be dropped below (framing
+            # weight 0), so it is not made; a webcam performer costs a detector run, not 25 ms
+            self._pose_wait = POSE_SEARCH_INTERVAL - 1
+            self._pose_last = []
+            return []
         people = tracker.process(np.ascontiguousarray(small), max_people=max_people,
                                  timestamp=self._pose_frame / 30.0)
-        h, w = small.shape[:2]
         if people and all(_framing_weight(p, 1.0, min(h, w), h, w) <= 0.0 for p in people):
             tracker.reset()
             self._pose_wait = POSE_SEARCH_INTERVAL - 1
@@ -724,6 +731,21 @@ def _framing_weight(person: Any, scale: float, short_side: int, height: float | 
     seen = float(np.mean(np.where(inside, legs[:, 3], 0.0)))
     legs_weight = float(np.clip((seen - LEGS_CLOSE_UP) / (LEGS_FULL_LENGTH - LEGS_CLOSE_UP), 0.0, 1.0))
     return max(weight, legs_weight)
+
+
+def _close_up_detection(detection: Any, height: int, width: int) -> bool:
+    """Whether a pose-detector hit (:class:`~bridge.vision.pose_detector.Detection`, pixels of
+    a ``height`` x ``width`` frame) is a close-up whose pose mask :func:`_framing_weight` would
+    weigh 0, without the landmark run: its region (MediaPipe's alignment ROI, centred on the
+    mid-hip) is at least :data:`POSE_CLOSE_UP` times the frame's short side, and the person
+    stands upright (rotation within 45 degrees) with the mid-hip below the frame's bottom edge
+    (beyond :data:`LEGS_MARGIN`), so no knee or ankle is in the frame. Measured on the
+    development frames at the working size: carphone (mid-hip at 246 of 144 px), Megamind's
+    close-ups and the astronaut are; camera.png and zidane.jpg (hips in the frame) take the
+    landmark run as before."""
+    cx, cy, side, _, rotation = detection.roi()
+    return (side >= POSE_CLOSE_UP * min(height, width) and abs(rotation) <= math.pi / 4
+            and cy > height * (1.0 + LEGS_MARGIN))
 
 
 def _landmark_bounds(person: Any) -> tuple[float, float, float, float]:
