@@ -491,7 +491,8 @@ class PersonAlphaStage(Pipeline):
         their box since the pose ran (:func:`follow_motion`; the selfie matte, its zoom
         windows and the motion-aware smoother follow the motion on their own); while nobody
         is tracked, or only close-ups are (they are dropped), the detector looks again at
-        most once every :data:`POSE_SEARCH_INTERVAL` frames.
+        most once every :data:`POSE_SEARCH_INTERVAL` frames, and a close-up it finds whose
+        pose mask would weigh 0 (:func:`_close_up_detection`) costs no landmark run.
         """
         tracker = self._pose_models()
         self._pose_frame += 1
