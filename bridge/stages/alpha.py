@@ -49,6 +49,11 @@ reference mattes, ``docs/benchmarks.md``):
   bikes.mp4) and worse for close-ups cut by the frame (camera.png 0.75 against 0.94); a
   rule that also trusts it for half-body CG (Megamind: pose 0.93 against 0.52) without
   losing camera.png was not found (``docs/benchmarks.md``).
+* own pose search (:func:`_close_up_detection`): a close-up the pose detector finds, upright
+  with the mid-hip below the frame, gets no landmark run, since both framing measures give
+  its mask weight 0 anyway (the matte is the same to the last pixel); a webcam close-up's
+  every tenth frame cost 35-55 ms for a mask that was then dropped (worst frame 67-74 ->
+  38-44 ms with the finder's scan on its own thread).
 * object cut: kept, a parameter (``object_cut``, 0 = off): it takes a held camera and
   tripod out where the selfie model is unsure (camera.png 0.943 -> 0.960) and keeps a held
   prop the selfie model is sure of (the astronaut's helmet): a held prop may stay in the
