@@ -51,7 +51,7 @@ reference mattes, ``docs/benchmarks.md``):
   losing camera.png was not found (``docs/benchmarks.md``).
 * own pose search (:func:`_close_up_detection`): a close-up the pose detector finds, upright
   with the mid-hip below the frame, gets no landmark run, since both framing measures give
-  its mask weight 0 anyway (the matte is the same to the last pixel); a webcam close-up's
+  its mask weight 0 anyway (every case scores the same to four decimals); a webcam close-up's
   every tenth frame cost 35-55 ms for a mask that was then dropped (worst frame 67-74 ->
   38-44 ms with the finder's scan on its own thread).
 * object cut: kept, a parameter (``object_cut``, 0 = off): it takes a held camera and
