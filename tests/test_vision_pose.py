@@ -76,6 +76,22 @@ def test_carphone_first_frame_is_mediapipe_to_a_tenth_of_a_pixel(carphone_frames
     np.testing.assert_allclose(person.landmarks[:, 3], ref[:, 3], atol=0.01)
 
 
+def test_detections_the_caller_ran_already_are_not_run_again(carphone_frames):
+    """A caller that looked at the detector's hits first (the alpha stage's pose search)
+    hands them to ``process``: the detector does not run a second time on that frame, and
+    the person found is the same as from a plain ``process``."""
+    frame = carphone_frames[0]
+    tracker = PoseTracker()
+    found = tracker.detect(frame, tracker.search_levels)
+    runs = []
+    detector = tracker.detector
+    tracker.detector = lambda image: runs.append(1) or detector(image)
+    person = tracker.process(frame, detections=found)[0]
+    assert runs == [], "the detector ran again"
+    plain = PoseTracker().process(frame)[0]
+    np.testing.assert_allclose(person.landmarks, plain.landmarks, atol=1e-4)
+
+
 def test_camera_landmarks_and_mask_match_mediapipe(camera_rgb, camera_reference):
     people = PoseTracker().process(camera_rgb)
     assert len(people) == 1

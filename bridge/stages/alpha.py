@@ -515,14 +515,15 @@ class PersonAlphaStage(Pipeline):
             return [follow_motion(person, self._pose_luma, luma) for person in self._pose_last]
         self.pose_runs += 1
         h, w = small.shape[:2]
-        if searched and all(_close_up_detection(d, h, w) for d in tracker.detect(np.ascontiguousarray(small))):
+        small = np.ascontiguousarray(small)
+        found = tracker.detect(small, tracker.search_levels) if searched else None
+        if found is not None and all(_close_up_detection(d, h, w) for d in found):
             # nobody, or only close-ups: the landmark run would be dropped below (framing
             # weight 0), so it is not made; a webcam performer costs a detector run, not 25 ms
             self._pose_wait = POSE_SEARCH_INTERVAL - 1
             self._pose_last = []
             return []
-        people = tracker.process(np.ascontiguousarray(small), max_people=max_people,
-                                 timestamp=self._pose_frame / 30.0)
+        people = tracker.process(small, max_people=max_people, timestamp=self._pose_frame / 30.0, detections=found)
         if people and all(_framing_weight(p, 1.0, min(h, w), h, w) <= 0.0 for p in people):
             tracker.reset()
             self._pose_wait = POSE_SEARCH_INTERVAL - 1

@@ -231,13 +231,16 @@ class PoseTracker:
                 rois.append(roi)
         return sorted(found, key=lambda d: -d.score)
 
-    def process(self, rgb: np.ndarray, max_people: int = 1, timestamp: float | None = None) -> list[Person]:
+    def process(self, rgb: np.ndarray, max_people: int = 1, timestamp: float | None = None,
+                detections: list[Detection] | None = None) -> list[Person]:
         """The people in this frame of a video.
 
         Args:
             rgb: (H, W, 3) uint8 RGB, C-contiguous.
             max_people: how many people to follow, clamped to 1..:data:`MAX_PEOPLE`.
             timestamp: seconds, increasing; default: the previous one + 1/30 s.
+            detections: ``self.detect(rgb, self.search_levels)`` when the caller ran it on
+                this very frame already (it is not run again); None: run when due.
 
         Returns:
             Up to ``max_people`` :class:`Person`, oldest track first; empty when nobody is found.
@@ -254,14 +257,14 @@ class PoseTracker:
         del self._tracks[max_people:]
 
         self._frames_since_detect += 1
-        detections: list[Detection] = []
+        found: list[Detection] = []
         if len(self._tracks) < max_people and self._frames_since_detect >= self.redetect_interval:
             self._frames_since_detect = 0
-            detections = self.detect(rgb, self.search_levels)
+            found = self.detect(rgb, self.search_levels) if detections is None else detections
         elif not self._tracks:
-            detections = self.detect(rgb)
-        if detections:
-            for detection in detections:
+            found = self.detect(rgb) if detections is None else detections
+        if found:
+            for detection in found:
                 if len(self._tracks) >= max_people:
                     break
                 roi = detection.roi()
