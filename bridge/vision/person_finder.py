@@ -235,7 +235,6 @@ class PersonFinder:
         self._failed: list[tuple[Box, int]] = []
         self._frame = 0
         self._tile = 0
-        self._last_tile: tuple[int, int, int] = (0, 0, 0)
         self._next_id = 1
         self._luma: np.ndarray | None = None
         self._motion: Any = None  # the background model of the motion source (made on first use)
@@ -363,9 +362,10 @@ class PersonFinder:
             proposals += [(b, None, False) for b in self._regions(general, job.min_person, True, seen, tracked)]
             grey = is_grey(job.small)
             for _ in range(TILES_PER_SCAN):
-                proposals += self._detect(job.search, job.factor)
-                if grey:
-                    proposals += [(b, None, False) for b in self._tile_regions(job.search, job.factor, job.min_person, h * w)]
+                image, x0, y0, side = self._next_tile(job.search)
+                proposals += self._detect(image, x0, y0, job.factor)
+                if grey and side:
+                    proposals += [(b, None, False) for b in self._tile_regions(image, x0, y0, job.factor, job.min_person, h * w)]
             if job.moving is not None:
                 proposals += [(b, None, False) for b in self._regions(job.moving, 0.0, True, seen, tracked)]
         budget = CHECKS_PER_FRAME if job.scan else 0  # checks wait for the scan frame: the costly runs share one frame
@@ -576,14 +576,17 @@ class PersonFinder:
             search = np.ascontiguousarray(full)
         return search, work_width / search.shape[1]
 
-    def _detect(self, search: np.ndarray, factor: float) -> list[tuple[Box, Any, bool]]:
-        """One step of the detector scan: the whole search image, then each tile in turn
-        (the tile it looked at is :attr:`_last_tile`, ``(x0, y0, side)`` search pixels, side
-        0 for the whole image)."""
+    def _next_tile(self, search: np.ndarray) -> tuple[np.ndarray, int, int, int]:
+        """The detector scan's next step: the whole search image, then each tile in turn, as
+        ``(image, x0, y0, side)`` (search pixels; side 0 for the whole image)."""
         tiles = [(0, 0, 0)] + search_tiles(search.shape[0], search.shape[1], SEARCH_LEVELS)
-        x0, y0, side = self._last_tile = tiles[self._tile % len(tiles)]
+        x0, y0, side = tiles[self._tile % len(tiles)]
         self._tile += 1
         image = search if side == 0 else np.ascontiguousarray(search[y0:y0 + side, x0:x0 + side])
+        return image, x0, y0, side
+
+    def _detect(self, image: np.ndarray, x0: int, y0: int, factor: float) -> list[tuple[Box, Any, bool]]:
+        """The pose detector's people on one step of the scan (:meth:`_next_tile`)."""
         self.detector_runs += 1
         out = []
         for detection in self._models().detector(image):
@@ -596,8 +599,10 @@ class PersonFinder:
             out.append((box, roi, False))
         return out
 
-    def _tile_regions(self, search: np.ndarray, factor: float, min_person: float, frame_area: float) -> list[Box]:
-        """The general model's person regions on the detector's last tile (working pixels),
+    def _tile_regions(self, tile: np.ndarray, x0: int, y0: int, factor: float, min_person: float,
+                      frame_area: float) -> list[Box]:
+        """The general model's person regions on a detector tile (``tile`` at ``x0``, ``y0`` of the
+        search image; boxes in working pixels),
         for a greyscale frame: there the detector, which anchors on a face, finds few people
         and the whole-frame models see no full-length person; on the tile the general model
         sees them at twice the size. ``min_person`` is a fraction of the frame's area
@@ -605,13 +610,9 @@ class PersonFinder:
         widened 1.5x 0.08 -> 0.67, cropped to 16:9 0.38 -> 0.90, the greyscale office widened
         1.5x 0.29 -> 0.84, nothing else changed; on colour frames the same source matted the
         crowd behind messi5.jpg's footballer (0.94 -> 0.51), so it is for grey frames only."""
-        x0, y0, side = self._last_tile
-        if not side:
-            return []
-        tile = np.ascontiguousarray(search[y0:y0 + side, x0:x0 + side])
         self.general_runs += 1
         prob = self._general()(tile)
-        share = min(1.0, min_person * frame_area / (side * factor) ** 2)
+        share = min(1.0, min_person * frame_area / (tile.shape[0] * tile.shape[1] * factor ** 2))
         boxes = [((x + x0) * factor, (y + y0) * factor, w * factor, h * factor) for x, y, w, h in person_regions(prob, share)]
         return [b for b in boxes if max(b[2], b[3]) >= MIN_SIDE]
 
