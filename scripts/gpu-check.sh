@@ -16,17 +16,20 @@
 # import and that `pip check` reports nothing new; else it stops with one line saying why.
 #
 # Then it runs `avatar-bridge bench avatar --random-weights` at 512x512 (1 and 2 steps, ControlNet on
-# and off, each acceleration lever; see docs/benchmarks.md) and writes to $OUT (default ./gpu-check-out):
+# and off, each acceleration lever; see docs/benchmarks.md) in three runs and writes to $OUT (default
+# ./gpu-check-out):
 #   bench.json     the grid's JSON rows: steps 1,2 x ControlNet on,off x acceleration none, auto (whole-frame
-#                  CUDA graph), compile-graphs (inductor-compiled models inside that graph); end-to-end,
-#                  pipelined and diffusion-only fps per row
+#                  CUDA graph); end-to-end, pipelined and diffusion-only fps per row
 #   levers.json    1 step + ControlNet, auto: all levers on, then each off in turn (cudnn-benchmark-off,
 #                  spin-wait, nchw) and frames without a pose (no-pose: the ControlNet-free graph;
 #                  no-pose-cn-graph: the full graph at scale 0)
-#   bench.log, levers.log   the bench's progress lines
+#   compile.json   the grid again with acceleration compile-graphs (inductor-compiled models inside that graph)
+#   bench.log, levers.log, compile.log   each run's progress lines, and each finished row as it finishes
 #   profile.txt    torch.profiler: the 30 most expensive CUDA kernels of the 1-step + ControlNet row
 #   nvidia-smi.txt, versions.txt (python, torch/CUDA, pip freeze), pip-check.txt
-# The benchmark is cut off after $GPU_CHECK_TIMEOUT seconds (default 400) so the check stays under 8 min.
+# The three runs share $GPU_CHECK_TIMEOUT seconds (default 400), so the check stays under 8 min: the grid
+# gets 35 %, the levers 25 %, the compile rows what is left. A run cut off keeps the rows it finished
+# (its .json is rebuilt from its log), the next run still starts, and the script exits 2 at the end.
 #
 # On a lent machine, in one call of the device tool (wheels/ is git-ignored, so it must be carried;
 # 64 MiB per call at most, 10 min per command):
@@ -57,11 +60,18 @@ if [ "$CPU" = 1 ]; then
 else
   BENCH_ARGS=(--width 512 --height 512 --frames 60 --warmup 5)
 fi
-# the grid: steps x ControlNet x acceleration, every lever on (bench.json) ...
-BENCH=(-m bridge bench avatar --random-weights --json --steps 1,2 --controlnet on,off --acceleration none,auto,compile-graphs --stream-batch on --filter off "${BENCH_ARGS[@]}")
-# ... then each fast-path lever off in turn, 1 step + ControlNet, whole-frame graph (levers.json)
+# Three runs, cheapest first, each with its share of the time, so that a slow one (inductor's compile) cannot
+# take the others' rows with it: the grid, steps x ControlNet x acceleration none/auto, every lever on
+# (bench.json) ...
+BENCH=(-m bridge bench avatar --random-weights --json --steps 1,2 --controlnet on,off --acceleration none,auto --stream-batch on --filter off "${BENCH_ARGS[@]}")
+# ... then each fast-path lever off in turn, 1 step + ControlNet, whole-frame graph (levers.json) ...
 LEVER_BENCH=(-m bridge bench avatar --random-weights --json --steps 1 --controlnet on --acceleration auto --stream-batch on --filter off
   --levers all-on,cudnn-benchmark-off,spin-wait,nchw,no-pose,no-pose-cn-graph "${BENCH_ARGS[@]}")
+# ... then the grid's rows with inductor-compiled models inside the whole-frame graph (compile.json): what is left
+COMPILE_BENCH=(-m bridge bench avatar --random-weights --json --steps 1,2 --controlnet on,off --acceleration compile-graphs --stream-batch on --filter off "${BENCH_ARGS[@]}")
+# each run's share of $TIMEOUT, in percent (the last one gets whatever the others left)
+GRID_SHARE=35
+LEVER_SHARE=25
 # import name -> what to install when it is missing
 NEEDED=(diffusers:diffusers pydantic:pydantic pythonosc:python-osc ai_edge_litert:ai-edge-litert yaml:PyYAML PIL:Pillow safetensors:safetensors)
 
@@ -182,22 +192,44 @@ cd "$ROOT"
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 START=$(date +%s)
 if [ "$DRY" = 1 ]; then
-  run timeout "$TIMEOUT" "$RUN_PY" "${BENCH[@]}" --profile "$OUTDIR/profile.txt"
-  run timeout "$TIMEOUT" "$RUN_PY" "${LEVER_BENCH[@]}"
+  run timeout $(( TIMEOUT * GRID_SHARE / 100 )) "$RUN_PY" "${BENCH[@]}" --profile "$OUTDIR/profile.txt"
+  run timeout $(( TIMEOUT * LEVER_SHARE / 100 )) "$RUN_PY" "${LEVER_BENCH[@]}"
+  run timeout "(what is left of $TIMEOUT)" "$RUN_PY" "${COMPILE_BENCH[@]}"
 else
-  bench() {  # bench NAME ARGS...: JSON rows to $OUTDIR/NAME.json and stdout, progress to NAME.log and stderr
-    local name="$1" left rc; shift
+  FAILED=()
+  bench() {  # bench NAME SHARE ARGS...: JSON rows to $OUTDIR/NAME.json and stdout, progress to NAME.log and stderr
+    local name="$1" share="$2" left rc; shift 2
     left=$(( TIMEOUT - ($(date +%s) - START) ))
-    [ "$left" -gt 10 ] || fail "no time left for the $name rows (GPU_CHECK_TIMEOUT=$TIMEOUT s)"
+    if [ -n "$share" ] && [ "$share" -lt "$left" ]; then left="$share"; fi
+    if [ "$left" -le 10 ]; then
+      echo "gpu-check: no time left for the $name rows (GPU_CHECK_TIMEOUT=$TIMEOUT s)" >&2; FAILED+=("$name (no time left)"); return
+    fi
     echo "+ timeout $left $RUN_PY $*" >&2
     set +e
     timeout "$left" "$RUN_PY" "$@" > "$OUTDIR/$name.json" 2> >(tee "$OUTDIR/$name.log" >&2)
     rc=$?
     set -e
+    sleep 1  # let tee write the log's last lines
+    if [ "$rc" != 0 ]; then
+      # cut off or failed: the rows it finished are in its log, one per line; keep them as its JSON
+      "$RUN_PY" - "$OUTDIR/$name.log" > "$OUTDIR/$name.json" <<'EOF'
+import json, sys
+prefix = "bench avatar row: "
+rows = [json.loads(line[len(prefix):]) for line in open(sys.argv[1], errors="replace") if line.startswith(prefix)]
+print(json.dumps(rows, indent=1))
+EOF
+      local why="exit $rc" kept
+      if [ "$rc" = 124 ]; then why="cut off after $left s"; fi
+      kept="$(grep -c '^bench avatar row: ' "$OUTDIR/$name.log" || true)"
+      FAILED+=("$name ($why; ${kept:-0} rows kept)")
+    fi
     cat "$OUTDIR/$name.json"
-    [ "$rc" = 0 ] || fail "the $name bench exited with $rc (124: cut off; GPU_CHECK_TIMEOUT=$TIMEOUT s in all); partial output in $OUTDIR"
   }
-  bench bench "${BENCH[@]}" --profile "$OUTDIR/profile.txt"
-  bench levers "${LEVER_BENCH[@]}"
+  bench bench $(( TIMEOUT * GRID_SHARE / 100 )) "${BENCH[@]}" --profile "$OUTDIR/profile.txt"
+  bench levers $(( TIMEOUT * LEVER_SHARE / 100 )) "${LEVER_BENCH[@]}"
+  bench compile "" "${COMPILE_BENCH[@]}"
+  if [ "${#FAILED[@]}" -gt 0 ]; then
+    fail "not every run finished: ${FAILED[*]}; partial output in $OUTDIR (each run's log has its progress)"
+  fi
 fi
 echo "gpu-check: done in $(( $(date +%s) - START )) s; files in $OUTDIR; put the rows in docs/benchmarks.md (avatar section)" >&2

@@ -17,6 +17,9 @@ LIMIT_MIB=64
 PYVER="${GPU_WHEELS_PYTHON:-3.12}"  # the GPU box's python (3.12); the test sets the local one
 # the versions this tree is tested with (diffusers) and the LiteRT runtime of the vision stages
 PACKAGES=("diffusers==0.42.1" "ai-edge-litert==2.3.0" "pydantic>=2.6" "python-osc>=1.9" "annotated-types>=0.6" "PyYAML>=6" "Pillow>=10")
+# older releases pip can fall back to when the box's own packages (pinned by gpu-check.sh) are older than the
+# newest releases want: pydantic 2.14 needs typing-extensions>=4.16, pydantic 2.11 takes >=4.12.2
+FALLBACKS=("pydantic==2.11.*")
 PLATFORMS=(manylinux2014_x86_64 manylinux_2_17_x86_64 manylinux_2_24_x86_64 manylinux_2_27_x86_64 manylinux_2_28_x86_64 any)
 # preinstalled on the box (and large): never carried
 DROP='^(torch|numpy|nvidia_|triton)'
@@ -26,6 +29,8 @@ args=()
 for p in "${PLATFORMS[@]}"; do args+=(--platform "$p"); done
 "$PY" -m pip download --disable-pip-version-check --only-binary=:all: --python-version "$PYVER" --implementation cp --abi "cp${PYVER/./}" \
   "${args[@]}" -d "$OUT" "${PACKAGES[@]}"
+"$PY" -m pip download --disable-pip-version-check --only-binary=:all: --python-version "$PYVER" --implementation cp --abi "cp${PYVER/./}" \
+  "${args[@]}" -d "$OUT" "${FALLBACKS[@]}"
 for wheel in "$OUT"/*.whl; do
   if basename "$wheel" | grep -Eiq "$DROP"; then rm -f "$wheel"; fi
 done

@@ -373,8 +373,12 @@ def test_ip_adapter_plus_and_faceid_are_refused_with_one_line(models_root, tmp_p
 def test_bench_avatar_rows_report_end_to_end_pipelined_and_diffusion_fps(capsys):
     rc = cli.main(["bench", "avatar", "--random-weights", "--model-size", "tiny", "--device", "cpu", "--width", "64", "--height", "64",
                    "--frames", "1", "--warmup", "0", "--steps", "1,2", "--controlnet", "on,off", "--acceleration", "none", "--json"])
-    rows = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    rows = json.loads(captured.out)
     assert rc == 0 and [(r["steps"], r["controlnet"]) for r in rows] == [(1, True), (1, False), (2, True), (2, False)]
+    # each row also goes to stderr as it finishes: a GPU check cut off by its timeout keeps the rows it measured
+    streamed = [json.loads(line.split("bench avatar row: ", 1)[1]) for line in captured.err.splitlines() if line.startswith("bench avatar row: ")]
+    assert streamed == rows
     for row in rows:
         assert row["fps"] == row["fps_end_to_end"] and row["fps_pipelined"] > 0 and row["fps_diffusion"] > 0
         assert row["latency_frames"] == row["steps"] - 1 and row["acceleration"] == "none" and row["output_finite"]
@@ -382,9 +386,35 @@ def test_bench_avatar_rows_report_end_to_end_pipelined_and_diffusion_fps(capsys)
         assert parts["frame"] > 0 and parts["unet"] > 0 and (parts["controlnet"] > 0) == row["controlnet"]
 
 
+def test_gpu_check_keeps_the_rows_of_a_run_that_broke_off_and_runs_the_next(tmp_path):
+    """A bench run that dies after one row (a timeout, a compile error) keeps that row in its .json, the
+    later runs still start, and the script ends with exit 2 and one line naming what did not finish."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    row = {"steps": 1, "controlnet": True, "lever": "all-on", "requested_acceleration": "auto", "fps": 1.0}
+    fake = tmp_path / "python"  # this python, except that every bench prints one row and dies
+    fake.write_text("#!/usr/bin/env bash\n"
+                    'case "$*" in *"bench avatar"*) echo "bench avatar: built" >&2; '
+                    f"echo 'bench avatar row: {json.dumps(row)}' >&2; exit 1;; esac\n"
+                    f'exec {sys.executable} "$@"\n')
+    fake.chmod(0o755)
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHON": str(fake), "OUT": str(out), "WHEELS": str(tmp_path / "none")}
+    run = subprocess.run(["bash", str(root / "scripts" / "gpu-check.sh"), "--cpu"], capture_output=True, text=True,
+                         cwd=tmp_path, env=env, timeout=600)
+    assert run.returncode == 2, run.stderr[-2000:]
+    last = run.stderr.strip().splitlines()[-1]
+    assert last.startswith("gpu-check: not every run finished") and last.count("1 rows kept") == 3, last
+    for name in ("bench", "levers", "compile"):
+        assert json.loads((out / f"{name}.json").read_text()) == [row], name
+
+
 def test_gpu_check_runs_the_issue_matrix_at_512(tmp_path):
     """scripts/gpu-check.sh --dry-run: the bench commands it would run (512x512, 1 and 2 steps, ControlNet
-    on/off, acceleration none/auto/compile-graphs; then the fast-path levers) under one time budget."""
+    on/off, acceleration none/auto; then the fast-path levers; then compile-graphs) under one time budget."""
     import subprocess
     import sys
 
@@ -396,14 +426,17 @@ def test_gpu_check_runs_the_issue_matrix_at_512(tmp_path):
                          env={"PATH": "/usr/bin:/bin", "PYTHON": sys.executable, "WHEELS": str(tmp_path / "none")})
     assert out.returncode == 0, out.stderr
     bench = [line for line in out.stderr.splitlines() if "bench avatar" in line]
-    assert len(bench) == 2, "the grid, then the levers"
-    grid, levers = (line.split() for line in bench)
-    for words in (grid, levers):
-        # both share one budget of 400 s (the real run gives the levers what the grid left)
-        assert words[1:3] == ["timeout", "400"] and words[words.index("--width") + 1] == "512" and words[words.index("--height") + 1] == "512"
+    assert len(bench) == 3, "the grid, the levers, then the compiled rows"
+    grid, levers, compiled = (line.split() for line in bench)
+    # one budget of 400 s: the grid 35 %, the levers 25 %, the compiled rows what is left (the real run
+    # gives each what the runs before it left, up to its share)
+    assert grid[1:3] == ["timeout", "140"] and levers[1:3] == ["timeout", "100"] and "400)" in compiled
+    for words in (grid, levers, compiled):
+        assert words[words.index("--width") + 1] == "512" and words[words.index("--height") + 1] == "512"
         assert "--random-weights" in words and "--json" in words
-    for flag, value in (("--steps", "1,2"), ("--controlnet", "on,off"), ("--acceleration", "none,auto,compile-graphs")):
-        assert grid[grid.index(flag) + 1] == value
+    for words, acceleration in ((grid, "none,auto"), (compiled, "compile-graphs")):
+        for flag, value in (("--steps", "1,2"), ("--controlnet", "on,off"), ("--acceleration", acceleration)):
+            assert words[words.index(flag) + 1] == value
     assert "--profile" in grid
     assert levers[levers.index("--levers") + 1] == "all-on,cudnn-benchmark-off,spin-wait,nchw,no-pose,no-pose-cn-graph"
     bad = subprocess.run(["bash", str(script), "--bogus"], capture_output=True, text=True)

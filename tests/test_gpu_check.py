@@ -78,7 +78,7 @@ def test_gpu_check_runs_every_row_when_python_is_itself_a_venv(gpu_box):
     env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if not p.startswith(sysconfig.get_path("scripts")))
     run = _sh(["bash", str(SCRIPT), "--cpu"], env=env, cwd=base, timeout=1800)
     assert run.returncode == 0, f"gpu-check.sh --cpu failed:\n{run.stderr[-4000:]}"
-    rows = json.loads((out / "bench.json").read_text())
+    rows = json.loads((out / "bench.json").read_text()) + json.loads((out / "compile.json").read_text())
     seen = {(r["steps"], r["controlnet"], r["requested_acceleration"]) for r in rows}
     expected = {(s, cn, a) for s in (1, 2) for cn in (True, False) for a in _accelerations()}
     assert seen == expected, f"missing rows: {sorted(expected - seen)}"
@@ -95,7 +95,9 @@ def test_gpu_check_runs_every_row_when_python_is_itself_a_venv(gpu_box):
 
 
 def _accelerations() -> list[str]:
-    """The acceleration rows of gpu-check.sh's grid (its first --acceleration list)."""
+    """The acceleration rows of gpu-check.sh's grid and compile runs (every --acceleration list it names)."""
     text = (ROOT / "scripts" / "gpu-check.sh").read_text()
-    start = text.index("--acceleration ") + len("--acceleration ")
-    return text[start:].split()[0].split(",")
+    found: list[str] = []
+    for part in text.split("--acceleration ")[1:]:
+        found += [a for a in part.split()[0].split(",") if a not in found]
+    return found

@@ -391,7 +391,9 @@ def run(args: argparse.Namespace) -> int:
                                 and acceleration == profile_acceleration and not profiled):
                             write_profile(engine, frames, args.profile, row)
                             profiled = True
-                        if not args.json:
+                        if args.json:  # the finished row now, so a run cut off by a timeout keeps what it measured
+                            print(f"bench avatar row: {json.dumps(row)}", file=sys.stderr, flush=True)
+                        else:
                             print(_row(row), flush=True)
                     del engine
                     gc.collect()  # free the engine's CUDA graph pool before the next capture
