@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from bridge import matte
-from bridge.bench.alpha import matte_case, run_case, warmup_frames
+from bridge.bench.alpha import matte_case, run_case, variant_frames, warmup_frames
 from bridge.stages.alpha import PersonAlphaStage
 
 
@@ -128,6 +128,21 @@ def test_a_footballer_with_limbs_spread_is_not_cut_in_two_windows():
     # half of him (0.79); one person's box gets one window
     score = _variant_iou("messi5", "central 80%")
     assert score >= 0.9, f"IoU {score:.3f}"
+
+
+def test_a_close_man_seen_from_behind_and_cut_by_two_edges_is_matted_where_the_selfie_model_misses_him():
+    # the office's central 80 %: the close man is his back and an arm, cut by the right, top
+    # and bottom edges, in grey. The landmark check confirms him, but the selfie model in his
+    # window mattes only his hands and the chair beside him (0.44); his own body mask from a
+    # renewed check fills him in (person_finder.MATTE_MISSES)
+    frames, refs = matte_case("office")
+    image, ref = {name: (a, b) for name, a, b in variant_frames(frames[0], refs[0])}["central 80%"]
+    alpha = run_case(PersonAlphaStage(), [image])[0][-1]
+    close = sorted(_people(ref, 2000), key=lambda p: -p.sum())[0]
+    assert np.nonzero(close)[1].max() == ref.shape[1] - 1, "the close man touches the right edge"
+    assert _recall(alpha, close) >= 0.7, f"close man {_recall(alpha, close):.2f} of his pixels matted"
+    score = matte.iou(alpha, ref.astype(np.float32) / 255.0)
+    assert score >= 0.65, f"IoU {score:.3f}"
 
 
 def test_bus_in_grey_keeps_its_people():

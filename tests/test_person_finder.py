@@ -331,3 +331,69 @@ def test_a_grey_frame_also_gets_the_general_model_on_the_detectors_tile(monkeypa
         if grey:
             x, y, w, h = tracks[0].box
             assert abs((x + w / 2) - (PLAYER[0] + PLAYER[2] / 2)) < 3 and abs((y + h / 2) - (PLAYER[1] + PLAYER[3] / 2)) < 3
+
+
+class MaskedLandmarker(FakeLandmarker):
+    """A :class:`FakeLandmarker` that also returns the body mask the real model does: a
+    (256, 256) float32 crop (1 over ``person``, 0 elsewhere) and its crop-to-image affine."""
+
+    def __call__(self, image: np.ndarray, roi: tuple[float, ...]) -> SimpleNamespace:
+        from bridge.vision.pose_landmarks import roi_to_affine
+
+        result = super().__call__(image, roi)
+        crop_to_image = roi_to_affine(tuple(roi))
+        v, u = np.mgrid[0:256, 0:256].astype(np.float64) + 0.5
+        xs = crop_to_image[0, 0] * u + crop_to_image[0, 1] * v + crop_to_image[0, 2]
+        ys = crop_to_image[1, 0] * u + crop_to_image[1, 1] * v + crop_to_image[1, 2]
+        x, y, w, h = self.person
+        result.mask = ((xs >= x) & (xs < x + w) & (ys >= y) & (ys < y + h)).astype(np.float32)
+        result.crop_to_image = crop_to_image
+        return result
+
+
+def _frame_with(finder: PersonFinder, region, matte) -> np.ndarray:
+    """One frame as the stage runs it: find (the whole-frame pass sees ``region``, None:
+    nobody), the composited ``matte`` ((H, W) float32; None: the whole-frame pass's), fill,
+    follow. Returns the matte after :meth:`PersonFinder.fill`."""
+    frame = np.full((H, W, 3), 90, np.uint8)
+    whole = _mask(region) if region is not None else np.zeros((H, W), np.float32)
+    finder.find(frame, frame, whole, np.full((H, W), 90, np.uint8), 0.001, [])
+    prob = (whole if matte is None else matte).copy()
+    finder.fill(prob)
+    finder.follow(prob)
+    return prob
+
+
+def test_a_person_the_segmentation_misses_gets_the_body_mask_of_their_check():
+    """A person confirmed by the landmark model whom the segmentation then misses (a man
+    seen from behind, cut by the frame's edges, in grey: the selfie model in his window
+    mattes only his hands) is filled in with the landmark model's body mask, kept fresh by
+    a check on every scan while the matte misses them; a matte that covers them is left as
+    it is, and neither the confirming check's mask (a walker just found is often half matted
+    for a frame) nor an old mask (the person may have moved) is added."""
+    x, y, w, h = PLAYER
+    landmarker = MaskedLandmarker(PLAYER)
+    finder = _finder(landmarker)
+    _frame_with(finder, PLAYER, None)  # a scan frame: the whole-frame pass proposes, the check confirms
+    assert len(finder.tracks) == 1 and finder.tracks[0].mask is not None
+    # covered by the matte: left as it is, nothing to check again
+    covered = _mask(PLAYER)
+    assert np.array_equal(_frame_with(finder, PLAYER, covered), covered) and not finder.tracks[0].missed
+    # missed: only the hands (a tenth of the person) in the matte
+    hands = np.zeros((H, W), np.float32)
+    hands[y + h // 2:y + h // 2 + 6, x:x + w] = 1.0
+    checks = len(landmarker.rois)
+    first = _frame_with(finder, None, hands)  # frame 3: missed, the confirming check's mask is not added
+    assert np.array_equal(first, hands) and finder.tracks[0].missed
+    for frame in range(3 * person_finder.SCAN_INTERVAL):  # frame 4 is a scan: checked again, renewed mask
+        filled = _frame_with(finder, None, hands)
+        inside = filled[y + 2:y + h - 2, x + 2:x + w - 2]
+        assert (inside > 0.5).mean() > 0.95, f"frame {4 + frame}: the renewed body mask fills the person in"
+        assert filled[:, :x - 3].max() == 0.0 and filled[:, x + w + 3:].max() == 0.0, "and nothing beside them"
+        assert finder.tracks and finder.tracks[0].missed
+    assert len(landmarker.rois) - checks >= 3, "the missed track was checked again on every scan"
+    # the landmark model stops seeing them (checks fail): the mask grows old and is no longer added
+    landmarker.person = (0, 0, 1, 1)
+    for _ in range(person_finder.MASK_FRESH + person_finder.SCAN_INTERVAL):
+        filled = _frame_with(finder, PLAYER, hands + _mask((x, y, 4, 4)))
+    assert filled[y + h // 4, x + w // 2] < 0.5, "an old mask is not added"

@@ -417,6 +417,10 @@ class PersonAlphaStage(Pipeline):
                 self._segmenter.zoom(full, self.windows, prob, full.shape[1] / w, models=models)
         else:
             self.windows = []
+        if check:
+            # a tracked person the segmentation misses (seen from behind, cut by two edges, in
+            # grey) gets their own body mask from the landmark check that confirmed them
+            self._finder.fill(prob)
         if get("pose_masks") and people:
             pasted = self._buf("pose_pasted", (h, w))
             for person, _, weight, matrix in boxes:
