@@ -28,7 +28,10 @@ frame to frame with the image motion over its box (phase correlation), its box t
 from the whole-frame region when that pass sees them alone and the region frames them (a
 region that is only a part of them, a hand on a dark stage, keeps their box: band-duo
 0.62 -> 0.66, street 0.80 -> 0.81); a track that only its own
-window's matte shows stays while that matte does (:meth:`PersonFinder.follow`). A track
+window's matte shows stays while that matte does (:meth:`PersonFinder.follow`); a track
+whom the matte misses (under :data:`MATTE_MISSES` of their body mask covered) is checked
+again on the next scan and filled in with the renewed body mask (:meth:`PersonFinder.fill`:
+the office's close man cut down to his back and an arm, 0.44 -> 0.72). A track
 that no source and no matte sees for :data:`MAX_MISSES` frames is dropped, and a cut between shots
 (:meth:`PersonFinder.new_shot`) starts afresh. The costly runs share one frame in
 :data:`SCAN_INTERVAL` (:meth:`PersonFinder.find`): the general model, one detector tile, and
