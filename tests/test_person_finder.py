@@ -397,3 +397,24 @@ def test_a_person_the_segmentation_misses_gets_the_body_mask_of_their_check():
     for _ in range(person_finder.MASK_FRESH + person_finder.SCAN_INTERVAL):
         filled = _frame_with(finder, PLAYER, hands + _mask((x, y, 4, 4)))
     assert filled[y + h // 4, x + w // 2] < 0.5, "an old mask is not added"
+
+
+def test_a_renewed_mask_taken_in_after_the_person_moved_is_moved_with_them():
+    """With the scan on the finder's thread, a renewed body mask is taken in SCAN_LAG frames
+    after the frame it was made on; the person has moved since (the tracks follow the image
+    motion), so the mask is moved by that motion too, or it would be pasted where they were."""
+    from bridge.vision.person_finder import Track
+    from bridge.vision.pose_landmarks import roi_to_affine
+
+    finder = _finder(MaskedLandmarker(PLAYER))
+    track = Track(PLAYER, 1, moved=(2.0, -1.0))
+    finder.tracks = [track]
+    matrix = roi_to_affine((84.0, 50.0, 90.0, 90.0, 0.0))
+    mask = np.ones((256, 256), np.float32)
+    # made when the track had moved (2, -1) so far; taken in after it has moved (7, 3)
+    track.moved = (7.0, 3.0)
+    finder._apply([("look", 1, (mask, matrix, 4), (2.0, -1.0))])
+    assert track.renewed and track.mask is mask and track.mask_frame == 4
+    assert np.allclose(track.mask_to_work[:, :2], matrix[:, :2])
+    assert np.allclose(track.mask_to_work[:, 2], matrix[:, 2] + [5.0, 4.0])
+    assert np.allclose(matrix, roi_to_affine((84.0, 50.0, 90.0, 90.0, 0.0))), "the look's own matrix is not changed"
