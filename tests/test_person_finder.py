@@ -418,3 +418,20 @@ def test_a_renewed_mask_taken_in_after_the_person_moved_is_moved_with_them():
     assert np.allclose(track.mask_to_work[:, :2], matrix[:, :2])
     assert np.allclose(track.mask_to_work[:, 2], matrix[:, 2] + [5.0, 4.0])
     assert np.allclose(matrix, roi_to_affine((84.0, 50.0, 90.0, 90.0, 0.0))), "the look's own matrix is not changed"
+
+
+def test_a_change_of_frame_size_starts_afresh():
+    """When the source's resolution changes mid-stream, the tracks' boxes and body masks are
+    in the old size's pixels: the frame counts as a new shot and the people are found anew,
+    rather than an old box (and its mask) being pasted at the wrong place."""
+    models = SimpleNamespace(detector=lambda image: [], landmarker=MaskedLandmarker(PLAYER))
+    finder = PersonFinder(lambda: models, lambda: (lambda rgb: np.zeros(rgb.shape[:2], np.float32)))
+    _frame_with(finder, PLAYER, None)
+    assert len(finder.tracks) == 1
+    same = np.full((H, W), 90, np.uint8)
+    assert not finder.new_shot(same)
+    bigger = np.full((2 * H, 2 * W), 90, np.uint8)
+    assert finder.new_shot(bigger)
+    frame = np.full((2 * H, 2 * W, 3), 90, np.uint8)
+    tracks, _ = finder.find(frame, frame, np.zeros((2 * H, 2 * W), np.float32), bigger, 0.001, [])
+    assert tracks == []

@@ -581,19 +581,21 @@ class PersonFinder:
 
     def new_shot(self, luma: np.ndarray) -> bool:
         """Whether ``luma`` ((h, w) uint8, this frame's) starts a new shot after the last
-        frame :meth:`find` saw (:func:`_cut`); False for the first frame."""
+        frame :meth:`find` saw (:func:`_cut`), or comes at another size (the source's
+        resolution changed: the tracks' boxes and body masks are in the old size's pixels);
+        False for the first frame."""
         before = self._luma
-        return before is not None and before.shape == luma.shape and _cut(before, luma)
+        return before is not None and (before.shape != luma.shape or _cut(before, luma))
 
     def _carry(self, luma: np.ndarray) -> None:
-        """Bring the tracks to this frame (``luma``: its (h, w) uint8 luma): after a cut
-        (:meth:`new_shot`) start afresh (:meth:`reset`); else move each box by the image motion
+        """Bring the tracks to this frame (``luma``: its (h, w) uint8 luma): after a cut or a
+        change of size (:meth:`new_shot`) start afresh (:meth:`reset`); else move each box by the image motion
         over it since the previous frame (:func:`~bridge.vision.object_cut.image_shift`,
         phase correlation). Keeps a copy of ``luma`` for the next frame."""
         before = self._luma
-        if before is not None and before.shape == luma.shape:
+        if before is not None:
             if self.new_shot(luma):
-                self.reset()  # a new shot: its people are found afresh, the scan starts over
+                self.reset()  # a new shot or frame size: its people are found afresh, the scan starts over
             else:
                 h, w = luma.shape
                 for track in self.tracks:
