@@ -439,5 +439,8 @@ def test_gpu_check_runs_the_issue_matrix_at_512(tmp_path):
             assert words[words.index(flag) + 1] == value
     assert "--profile" in grid
     assert levers[levers.index("--levers") + 1] == "all-on,cudnn-benchmark-off,spin-wait,nchw,no-pose,no-pose-cn-graph"
+    # --help prints the whole header, down to how to run it on a lent machine
+    usage = subprocess.run(["bash", str(script), "--help"], capture_output=True, text=True)
+    assert usage.returncode == 0 and 'carry=["wheels"]' in usage.stdout and "compile.json" in usage.stdout
     bad = subprocess.run(["bash", str(script), "--bogus"], capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown option" in bad.stderr
