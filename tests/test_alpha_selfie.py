@@ -116,3 +116,29 @@ def test_a_tracked_persons_window_goes_to_the_square_model_when_the_stage_runs_t
             general.raw = raw
         assert stage._finder.tracks, "the office's people are tracks"
         assert any(calls) == expect, f"{model}: general-model window runs {sum(calls)}"
+
+
+def test_a_zoom_window_replaces_exactly_its_own_square_of_the_frame():
+    """Each window's mask goes back over the whole of its square (up to its edge pixels, on
+    every side, wherever it lies, cut by the frame's edge or not) and nowhere else: the frame
+    outside every window keeps the whole-frame pass's probability."""
+    from bridge.vision.selfie import Window
+
+    class Ones:  # a model that sees a person everywhere in its input
+        input_width, input_height = 256, 144
+
+        def raw(self, rgb, matrix=None):
+            return np.ones((self.input_height, self.input_width), np.float32)
+
+    segmenter = SelfieSegmenter("landscape")
+    h, w = 60, 80
+    rgb = np.zeros((2 * h, 2 * w, 3), np.uint8)
+    yy, xx = np.mgrid[0:h, 0:w] + 0.5  # pixel centres
+    for window in (Window(30.3, 25.7, 21.4), Window(70.6, 50.2, 30.0), Window(5.0, 4.0, 16.0)):
+        out = np.zeros((h, w), np.float32)
+        segmenter.zoom(rgb, [window], out, 2.0, models=[Ones()])
+        r = window.side / 2
+        inside = (np.abs(xx - window.cx) <= r - 1) & (np.abs(yy - window.cy) <= r - 1)
+        outside = (np.abs(xx - window.cx) >= r + 1) | (np.abs(yy - window.cy) >= r + 1)
+        assert inside.any() and out[inside].min() == 1.0, f"{window}: part of its square was not written"
+        assert out[outside].max() == 0.0, f"{window}: written outside its square"

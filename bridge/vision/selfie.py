@@ -130,16 +130,29 @@ class SelfieSegmenter:
         h, w = out.shape[:2]
         acc = self._scratch("acc", (h, w))
         acc.fill(-1.0)
-        back = self._scratch("back", (h, w))
+        flat = self._scratch("back", (h * w, 1)).reshape(-1)  # each window's part, a contiguous prefix
         for i, window in enumerate(windows):
             model = self if models is None else models[i]
             matrix = window.matrix(model.input_width, model.input_height)
             source = matrix if scale == 1.0 else Window(window.cx * scale, window.cy * scale, window.side * scale).matrix(
                 model.input_width, model.input_height)
             mask = model.raw(rgb, source)
-            cv2.warpAffine(mask, matrix, (w, h), dst=back, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            # back into the frame, but only over the window's own box (plus a pixel for the
+            # bilinear edge): everything outside it maps outside the model's input anyway. A
+            # small person's window is a few percent of the frame (a street of walkers: 1.2 ms
+            # a frame in four whole-frame warps and maxima before)
+            r = window.side / 2
+            x0, y0 = max(0, math.floor(window.cx - r) - 1), max(0, math.floor(window.cy - r) - 1)
+            x1, y1 = min(w, math.ceil(window.cx + r) + 2), min(h, math.ceil(window.cy + r) + 2)
+            if x1 <= x0 or y1 <= y0:
+                continue
+            roi = matrix.copy()
+            roi[:, 2] += matrix[:, 0] * x0 + matrix[:, 1] * y0
+            back = flat[:(y1 - y0) * (x1 - x0)].reshape(y1 - y0, x1 - x0)
+            cv2.warpAffine(mask, roi, (x1 - x0, y1 - y0), dst=back, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                            borderMode=cv2.BORDER_CONSTANT, borderValue=-1.0)
-            np.maximum(acc, back, out=acc)
+            part = acc[y0:y1, x0:x1]
+            np.maximum(part, back, out=part)
         np.copyto(out, acc, where=acc >= 0.0)
         return out
 
