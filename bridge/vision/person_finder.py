@@ -317,7 +317,7 @@ class PersonFinder:
         """
         self._carry(luma)
         self._frame += 1
-        scan = self._frame % SCAN_INTERVAL == 1 % SCAN_INTERVAL
+        scan = _scans(self._frame)
         moving = self._moving(luma, scan)
         h, w = prob.shape
         self._failed = [(b, f) for b, f in self._failed if self._frame - f < CHECK_RETRY]
@@ -497,11 +497,10 @@ class PersonFinder:
         ``enable_segmentation``), coarser than the selfie model's outline, so it only fills in
         for a person the selfie model misses."""
         h, w = prob.shape
-        corners = np.array([[0.0, 0.0, 1.0], [256.0, 0.0, 1.0], [0.0, 256.0, 1.0], [256.0, 256.0, 1.0]])
         # the next frame's scan reads ``missed``: it is measured on the frame before a scan, and
         # on every frame for a track whose renewed mask may be added (0.3-0.4 ms a frame saved
         # on a street of 4-8 tracks)
-        before_scan = (self._frame + 1) % SCAN_INTERVAL == 1 % SCAN_INTERVAL
+        before_scan = _scans(self._frame + 1)
         for track in self.tracks:
             if track.mask is None or track.mask_to_work is None:
                 track.missed = False
@@ -510,8 +509,8 @@ class PersonFinder:
             if not (fresh or before_scan):
                 continue
             track.missed = False
-            side = track.mask.shape[0]
-            xy = (corners * [side / 256.0, side / 256.0, 1.0]) @ track.mask_to_work.T
+            mh, mw = track.mask.shape
+            xy = np.array([[0.0, 0.0, 1.0], [mw, 0.0, 1.0], [0.0, mh, 1.0], [mw, mh, 1.0]]) @ track.mask_to_work.T
             x0, y0 = max(0, int(xy[:, 0].min())), max(0, int(xy[:, 1].min()))
             x1, y1 = min(w, int(math.ceil(xy[:, 0].max()))), min(h, int(math.ceil(xy[:, 1].max())))
             if x1 <= x0 or y1 <= y0:
@@ -763,6 +762,11 @@ class PersonFinder:
         mask = getattr(result, "mask", None)
         look = None if mask is None else (mask, np.asarray(result.crop_to_image, np.float64) * factor, frame)
         return found, look
+
+
+def _scans(frame: int) -> bool:
+    """Whether the finder's ``frame`` (counting from 1) is a scan frame: 1, 1 + :data:`SCAN_INTERVAL`, ..."""
+    return frame % SCAN_INTERVAL == 1 % SCAN_INTERVAL
 
 
 def is_grey(rgb: np.ndarray) -> bool:
