@@ -84,6 +84,8 @@ NEW_MATTES = {
     "cg-hair_alpha.npz": ("megamind", (720, 528)),
     "band_alpha.npz": ("band", (352, 288)),
     "band-duo_alpha.npz": ("band", (352, 288)),
+    "cg-woman_alpha.npz": ("megamind", (720, 528)),
+    "singer_alpha.npz": ("band", (352, 288)),
 }
 
 
@@ -105,3 +107,16 @@ def test_reference_mattes_line_up_with_the_pinned_media(matte):
     assert refs.shape[1:] == (height, width) and len(frames) == len(refs)
     assert frames[0].shape[:2] == (height, width)
     assert 0.003 < np.mean(refs > 0) < 0.6
+
+
+def test_still_cases_are_the_cases_of_one_image():
+    """``bench alpha --variants`` reframes the still cases only: a clip case (its reference an
+    .npz of frames) is never taken for a still, whether or not it runs warm-up frames."""
+    from bridge.bench import alpha as bench
+
+    stills = bench.still_cases()
+    assert {"camera", "zidane", "bus", "astronaut", "bus-grey"} <= set(stills)
+    for name in stills:
+        base = name[:-5] if name.endswith("-grey") else name
+        assert (MATTES / f"{base}_alpha.png").is_file() and not (MATTES / f"{base}_alpha.npz").is_file()
+    assert not {"carphone", "bus-pan", "street-grey", "cg-woman", "singer"} & set(stills)
