@@ -279,6 +279,16 @@ class PersonFinder:
         self.detector_runs = 0
         self.general_runs = 0
 
+    @property
+    def frame(self) -> int:
+        """Frames seen since the last reset (1 on the first :meth:`find`)."""
+        return self._frame
+
+    @property
+    def scan(self) -> bool:
+        """Whether the frame of the last :meth:`find` was a scan frame (every :data:`SCAN_INTERVAL`)."""
+        return self._frame > 0 and _scans(self._frame)
+
     def reset(self) -> None:
         """Forget every track and failed check (a new stream); a scan still running in the
         background is waited for and its outcome dropped."""

@@ -1,0 +1,139 @@
+"""The hair window (bridge/vision/hair.py): the hair above a big person's head, which the
+whole-frame pass cuts, from a square window over the head on the square model, added only
+where hair can be, on scan frames, and carried with the image between them."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+
+from bridge.vision import hair
+from bridge.vision.hair import HairWindow
+
+H, W = 240, 320
+
+
+class FakeSquareModel:
+    """A segmenter with the :class:`~bridge.vision.selfie.SelfieSegmenter` interface the
+    hair window uses (``raw(rgb, matrix)`` on a 256x256 input) that calls every input pixel
+    a person (``stripe``: only its input columns 96-159), and counts its runs and the
+    matrices it was given."""
+
+    input_width = input_height = 256
+
+    def __init__(self, stripe: bool = False) -> None:
+        self.matrices: list[np.ndarray] = []
+        self.stripe = stripe
+
+    def raw(self, rgb: np.ndarray, matrix: np.ndarray | None = None) -> np.ndarray:
+        assert rgb.dtype == np.uint8 and rgb.ndim == 3
+        self.matrices.append(np.array(matrix))
+        out = np.ones((256, 256), np.float32)
+        if self.stripe:
+            out[:, :96] = 0.0
+            out[:, 160:] = 0.0
+        return out
+
+
+def _person(dx: int = 0) -> np.ndarray:
+    """A matte: a head (rows 60-130, columns 140-180) with a hole at (80, 150), on a body
+    from row 130 (columns 100-220), moved ``dx`` columns."""
+    prob = np.zeros((H, W), np.float32)
+    prob[60:130, 140 + dx:181 + dx] = 1.0
+    prob[130:, 100 + dx:221 + dx] = 1.0
+    prob[78:83, 148 + dx:153 + dx] = 0.0
+    return prob
+
+
+def _track(dx: int = 0, seen_whole: bool = True, height: float = 185.0) -> SimpleNamespace:
+    return SimpleNamespace(track_id=1, box=(95.0 + dx, 55.0, 130.0, height), seen_whole=seen_whole)
+
+
+def _frame(dx: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A textured RGB frame and its luma, the texture moved ``dx`` columns."""
+    luma = np.random.default_rng(1).integers(0, 255, (H, W), np.uint8)
+    luma = np.roll(luma, dx, axis=1)
+    return np.repeat(luma[..., None], 3, axis=2), luma
+
+
+def test_hair_is_added_above_the_head_and_nowhere_else():
+    prob = _person()
+    before = prob.copy()
+    small, luma = _frame()
+    model = FakeSquareModel()
+    HairWindow()(prob, small, luma, [_track()], model, frame=1, scan=True, every=3)
+    assert len(model.matrices) == 1
+    # the window sees the head large: 0.54 of the matte's height (180 px), a sixth above its top
+    side = 256 / model.matrices[0][0, 0]
+    assert abs(side - hair.HAIR_SIDE * 180) < 1.0
+    # above the head, in the head's columns: the window's hair
+    assert (prob[52:60, 145:176] == 1.0).all()
+    # above the shoulders (their matte begins below the head's top quarter): nothing
+    assert (prob[40:130, 110:132] == 0.0).all() and (prob[40:130, 190:215] == 0.0).all()
+    # below the matte's top (the hole in the head) and outside the window: as it was
+    assert prob[80, 150] == 0.0
+    assert (prob[:20] == 0.0).all()
+    changed = prob != before
+    assert changed.any() and (prob[changed] == 1.0).all()
+
+
+def test_only_big_people_the_whole_frame_pass_sees_get_a_window():
+    small, luma = _frame()
+    for track in (_track(seen_whole=False), _track(height=0.25 * H)):
+        prob = _person()
+        model = FakeSquareModel()
+        HairWindow()(prob, small, luma, [track], model, frame=1, scan=True, every=3)
+        assert not model.matrices and np.array_equal(prob, _person())
+
+
+def test_a_window_is_run_on_scan_frames_and_moved_with_the_image_between():
+    window = HairWindow()
+    model = FakeSquareModel(stripe=True)  # what is added shows where the window lies
+    small, luma = _frame()
+    prob = _person()
+    window(prob, small, luma, [_track()], model, frame=1, scan=True, every=3)
+    added = np.argwhere(prob[50:60] != _person()[50:60])
+    assert 0 < len(added) and np.ptp(added[:, 1]) < 30  # the stripe's 24 columns, not the head's 49
+    # the next frame: the person and the picture moved 6 px right; no model run, the kept
+    # window's hair moves with them
+    small, luma = _frame(6)
+    prob = _person(6)
+    window(prob, small, luma, [_track(6)], model, frame=2, scan=False, every=3)
+    assert len(model.matrices) == 1 and window.runs == 1
+    moved = np.argwhere(prob[50:60] != _person(6)[50:60])
+    assert len(moved) > 0
+    assert abs(moved[:, 1].min() - added[:, 1].min() - 6) <= 1 and abs(moved[:, 1].max() - added[:, 1].max() - 6) <= 1
+    # a window kept for longer than the scan interval is not used again
+    prob = _person(6)
+    window(prob, small, luma, [_track(6)], model, frame=4, scan=False, every=3)
+    assert np.array_equal(prob, _person(6)) and window.runs == 1
+    # nor after a reset (a new shot)
+    window(_person(), *_frame(), [_track()], model, frame=7, scan=True, every=3)
+    window.reset()
+    prob = _person()
+    window(prob, *_frame(), [_track()], model, frame=8, scan=False, every=3)
+    assert np.array_equal(prob, _person()) and window.runs == 2
+
+
+def test_a_window_that_finds_no_hair_adds_nothing_and_is_not_carried():
+    # a real close-up: the window would add a few edge pixels (its hair is in the whole-frame
+    # matte); added on scan frames only they would flicker, so they are not added at all,
+    # and the frames between scans do not pay for moving the window
+    class EdgeOnly(FakeSquareModel):
+        def raw(self, rgb, matrix=None):
+            out = super().raw(rgb, matrix)
+            out[:] = 0.0
+            out[40:44, 120:136] = 1.0  # a few pixels above the head, under 2 % of the window
+            return out
+
+    window, model = HairWindow(), EdgeOnly()
+    for frame, scan in ((1, True), (2, False), (4, True)):
+        prob = _person()
+        window(prob, *_frame(), [_track()], model, frame=frame, scan=scan, every=3)
+        assert np.array_equal(prob, _person()), frame
+    assert window.runs == 2
+    # a window that finds hair above the whole head is added
+    prob = _person()
+    HairWindow()(prob, *_frame(), [_track()], FakeSquareModel(), frame=1, scan=True, every=3)
+    assert (prob[45:60, 145:176] == 1.0).all()
