@@ -377,9 +377,10 @@ class PersonAlphaStage(Pipeline):
            the pose people's landmark bounds get square windows where the person fills the
            model's input; inside them the windows' masks replace the full-frame one
            (:meth:`SelfieSegmenter.zoom`). A person whom the whole-frame pass sees and who
-           is bigger than ``zoom_max`` gets none (they fill that pass already). A tracked person whom the whole-frame pass sees (no window) and who is at
-           least 30 % of the frame tall gets a hair window over their head on the square
-           model (:class:`~bridge.vision.hair.HairWindow`), on scan frames, carried between;
+           is bigger than ``zoom_max`` gets none (they fill that pass already). A tracked
+           person whom the whole-frame pass sees (no window) and who is at least 30 % of
+           the frame tall gets a hair window over their head on the square model
+           (:class:`~bridge.vision.hair.HairWindow`), on scan frames, carried between;
         3. a tracked person whom the matte so far misses gets their own body mask
            (:meth:`~bridge.vision.person_finder.PersonFinder.fill`, ``person_check`` on);
         4. pose masks: ``people`` (:class:`bridge.vision.blazepose.Person`, coordinates
