@@ -78,13 +78,34 @@ def test_hair_is_added_above_the_head_and_nowhere_else():
     assert changed.any() and (prob[changed] == 1.0).all()
 
 
-def test_only_big_people_the_whole_frame_pass_sees_get_a_window():
+def test_only_big_people_get_a_window_whether_or_not_the_whole_frame_pass_sees_them():
     small, luma = _frame()
-    for track in (_track(seen_whole=False), _track(height=0.25 * H)):
-        prob = _person()
-        model = FakeSquareModel()
-        HairWindow()(prob, small, luma, [track], model, frame=1, scan=True, every=3)
-        assert not model.matrices and np.array_equal(prob, _person())
+    # a person under HAIR_MIN_HEIGHT of the frame: no window
+    prob = _person()
+    model = FakeSquareModel()
+    HairWindow()(prob, small, luma, [_track(height=0.25 * H)], model, frame=1, scan=True, every=3)
+    assert not model.matrices and np.array_equal(prob, _person())
+    # a big person with a zoom window of their own (the whole-frame pass misses them): the
+    # zoom window's model cuts a CG hair-do too (cg-hair), so they get one as well
+    prob = _person()
+    HairWindow()(prob, small, luma, [_track(seen_whole=False)], model, frame=1, scan=True, every=3)
+    assert len(model.matrices) == 1 and (prob[52:60, 145:176] == 1.0).all()
+
+
+def test_at_most_two_windows_a_frame_for_the_tallest_people():
+    small, luma = _frame()
+    model = FakeSquareModel()
+    tracks = [SimpleNamespace(track_id=i, box=(95.0, 55.0, 130.0, height), seen_whole=True)
+              for i, height in enumerate((150.0, 185.0, 120.0))]
+    HairWindow()(_person(), small, luma, tracks, model, frame=1, scan=True, every=3)
+    assert len(model.matrices) == hair.HAIR_WINDOWS == 2
+    # the two tallest: each window's side follows the matte's height, the same for all three
+    # boxes here, so tell them apart by the order the boxes came in instead
+    window = HairWindow()
+    model = FakeSquareModel()
+    short = SimpleNamespace(track_id=7, box=(95.0, 55.0, 130.0, 80.0), seen_whole=True)
+    window(_person(), small, luma, [short] + tracks[:2], model, frame=1, scan=True, every=3)
+    assert len(model.matrices) == 2 and 7 not in window._kept
 
 
 def test_a_window_is_run_on_scan_frames_and_moved_with_the_image_between():
