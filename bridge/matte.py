@@ -83,6 +83,36 @@ def downscale(image: np.ndarray, factor: int, out: np.ndarray | None = None) -> 
     return cv2.resize(image, size, dst=out, interpolation=cv2.INTER_AREA)
 
 
+#: A row or column at the frame's border belongs to a black bar (letterbox or pillarbox: a
+#: film's bars, TouchDesigner's Fit modes, a portrait phone clip in a landscape frame) when
+#: no channel of any of its pixels exceeds this level (of 255). Measured on the band clips
+#: (352x288, 32-row bars): their bars read 0-10 (codec noise), the dark picture rows next to
+#: them 12-37; exact black from TouchDesigner reads 0.
+BAR_LEVEL = 16
+
+
+def black_bars(rgb: np.ndarray, level: int = BAR_LEVEL) -> tuple[int, int, int, int]:
+    """The black bars around a frame's picture: ``(top, bottom, left, right)`` rows and columns.
+
+    ``rgb``: (H, W, 3) uint8. A bar is the run of rows (columns) from a border inward in
+    which no channel of any pixel exceeds ``level`` (:data:`BAR_LEVEL`). A frame that is
+    black everywhere is all bar: ``top`` is H. Nothing in a bar is a person, but the selfie
+    models carry a person cut by the picture's edge on into the bar (a singer cut by the
+    bottom of a letterboxed picture: 31.5k person pixels a clip of 40 frames in the bar).
+    """
+    h, w = rgb.shape[:2]
+    flat = np.ascontiguousarray(rgb).reshape(h, -1)  # (H, W * C): a view of a contiguous frame
+    # on the (H, W * C) view: 0.03 ms at 320x240 where a max over the channel axis first
+    # takes 1.9 ms (each reduction in its fastest library: OpenCV along rows, numpy down columns)
+    rows = cv2.reduce(flat, 1, cv2.REDUCE_MAX)[:, 0] > level
+    if not rows.any():
+        return h, 0, 0, 0
+    columns = flat.max(axis=0).reshape(w, -1).max(axis=1) > level
+    top, bottom = int(rows.argmax()), int(rows[::-1].argmax())
+    left, right = int(columns.argmax()), int(columns[::-1].argmax())
+    return top, bottom, left, right
+
+
 def soft_threshold(mask: np.ndarray, threshold: float, softness: float, out: np.ndarray | None = None) -> np.ndarray:
     """Map a person probability mask to alpha with a linear ramp around ``threshold``.
 

@@ -50,6 +50,11 @@ def test_variants_are_the_same_picture_reframed():
     assert shapes["1.5x wide"] == ((100, 300, 3), (100, 300))
     assert shapes["640x480"] == ((480, 640, 3), (480, 640))
     assert shapes["16:9 crop"] == ((100, 133, 3), (100, 133))  # 2:1 is wider than 16:9: cut to 4:3
+    assert shapes["letterboxed"] == ((132, 200, 3), (132, 200))
+    assert shapes["pillarboxed"] == ((100, 300, 3), (100, 300))
+    boxed = dict((name, (a, b)) for name, a, b in out)
+    assert boxed["letterboxed"][0][:16].max() == 0 and boxed["letterboxed"][0][-16:].max() == 0
+    assert boxed["pillarboxed"][0][:, :50].max() == 0 and boxed["pillarboxed"][0][:, 50:100].min() == 255
     tall = dict((name, (a, b)) for name, a, b in variant_frames(np.zeros((480, 640, 3), np.uint8), np.zeros((480, 640), np.uint8)))
     assert tall["16:9 crop"][0].shape == (360, 640, 3)
     flipped = dict((name, (a, b)) for name, a, b in out)["h-flip"]

@@ -122,6 +122,25 @@ def test_two_people_in_a_wider_frame_are_matted():
     assert score >= 0.7, f"IoU {score:.3f}"
 
 
+def test_a_letterboxed_picture_keeps_its_black_bars_transparent():
+    # zidane.jpg between black bars a sixth of its height (a film's letterbox, TouchDesigner's
+    # Fit mode): the selfie models carry the two men, cut by the picture's bottom edge, on
+    # into the bar below (IoU 0.70 without the bar rule); nobody is in a bar
+    frames, refs = matte_case("zidane")
+    image, ref = frames[0], refs[0]
+    pad = image.shape[0] // 6
+    boxed = cv2.copyMakeBorder(image, pad, pad, 0, 0, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+    ref = cv2.copyMakeBorder(ref, pad, pad, 0, 0, cv2.BORDER_CONSTANT, value=0)
+    alpha = run_case(PersonAlphaStage(), [boxed])[0][-1]
+    assert alpha[:pad].max() == 0.0 and alpha[-pad:].max() == 0.0
+    score = matte.iou(alpha, ref.astype(np.float32) / 255.0)
+    assert score >= 0.9, f"IoU {score:.3f}"
+    # the men stay opaque up to the picture's edge: the bar is cleared on the final alpha,
+    # not before the refinement, whose guided filter would fade them there (0.80 then)
+    last = alpha[-pad - 1][ref[-pad - 1] > 127]
+    assert last.mean() >= 0.95, f"mean alpha {last.mean():.2f} on the picture's last row"
+
+
 def test_a_footballer_with_limbs_spread_is_not_cut_in_two_windows():
     # messi5.jpg's central 80 %: the footballer's pose box (limbs spread) is wider than 1.3x its
     # height; it was split into two windows like a region of people side by side, each holding

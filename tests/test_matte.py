@@ -125,6 +125,33 @@ def test_work_scale_and_downscale():
     assert matte.downscale(image[:479, :639], 2).shape == (239, 319, 3)  # not exact: bilinear
 
 
+def test_black_bars_are_the_dark_runs_of_rows_and_columns_from_each_border():
+    picture = np.full((100, 160, 3), 40, np.uint8)
+    picture[40:60, 70:90] = 200
+    # no bars
+    assert matte.black_bars(picture) == (0, 0, 0, 0)
+    # a letterbox of 12 rows on top and 9 below, with codec noise up to BAR_LEVEL in them
+    frame = picture.copy()
+    frame[:12] = matte.BAR_LEVEL
+    frame[-9:] = 0
+    frame[-9:, 5, 2] = matte.BAR_LEVEL
+    assert matte.black_bars(frame) == (12, 9, 0, 0)
+    # one pixel a level brighter ends the bar there
+    frame[5, 100, 0] = matte.BAR_LEVEL + 1
+    assert matte.black_bars(frame) == (5, 9, 0, 0)
+    # a pillarbox (a portrait picture in a landscape frame)
+    frame = picture.copy()
+    frame[:, :30] = 0
+    frame[:, -25:] = 0
+    assert matte.black_bars(frame) == (0, 0, 30, 25)
+    # a dark picture row inside the picture is no bar: only runs from a border count
+    frame = picture.copy()
+    frame[50] = 0
+    assert matte.black_bars(frame) == (0, 0, 0, 0)
+    # black everywhere: all bar
+    assert matte.black_bars(np.zeros((100, 160, 3), np.uint8))[0] == 100
+
+
 def test_feather_blurs_only_when_asked():
     alpha = np.zeros((32, 32), np.float32)
     alpha[:, 16:] = 1.0

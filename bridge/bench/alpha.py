@@ -265,7 +265,8 @@ def measure_matte_quality(sheet: Path | None = None, params: dict[str, Any] | No
 
 #: Variants of the still development cases (:func:`variant_frames`): the stage must not depend
 #: on the exact framing of the images.
-VARIANTS = ("original", "h-flip", "x0.75", "central 80%", "1.5x wide", "640x480", "16:9 crop")
+VARIANTS = ("original", "h-flip", "x0.75", "central 80%", "1.5x wide", "640x480", "16:9 crop",
+            "letterboxed", "pillarboxed")
 
 
 def variant_frames(image: np.ndarray, ref: np.ndarray) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -275,7 +276,8 @@ def variant_frames(image: np.ndarray, ref: np.ndarray) -> list[tuple[str, np.nda
     the borders outwards (people smaller in a wider frame); resized to 640x480 (aspect not kept);
     cropped to 16:9, TouchDesigner's usual output (rows from a third of the cut down: feet
     and the top of the frame go; an image already 16:9 or wider is cut to 4:3 around its
-    centre instead).
+    centre instead); between black bars (a film's letterbox, TouchDesigner's Fit mode):
+    a sixth of the height above and below, or a quarter of the width left and right.
     """
     import cv2
 
@@ -299,6 +301,11 @@ def variant_frames(image: np.ndarray, ref: np.ndarray) -> list[tuple[str, np.nda
         cols = min(w, h * 4 // 3)
         left = (w - cols) // 2
         out.append(("16:9 crop", image[:, left:left + cols], ref[:, left:left + cols]))
+    bar, side = h // 6, w // 4
+    out.append(("letterboxed", cv2.copyMakeBorder(image, bar, bar, 0, 0, cv2.BORDER_CONSTANT, value=(0, 0, 0)),
+                cv2.copyMakeBorder(ref, bar, bar, 0, 0, cv2.BORDER_CONSTANT, value=0)))
+    out.append(("pillarboxed", cv2.copyMakeBorder(image, 0, 0, side, side, cv2.BORDER_CONSTANT, value=(0, 0, 0)),
+                cv2.copyMakeBorder(ref, 0, 0, side, side, cv2.BORDER_CONSTANT, value=0)))
     return [(name, np.ascontiguousarray(a), np.ascontiguousarray(b)) for name, a, b in out]
 
 
