@@ -718,7 +718,7 @@ def _clear_bars(alpha: np.ndarray, bars: tuple[int, int, int, int], factor: int)
     if not (top or bottom or left or right):
         return
     height, width = alpha.shape
-    rows, columns = height // factor, width // factor  # the working frame's size
+    rows, columns = max(1, height // factor), max(1, width // factor)  # the working frame's size
     if top >= rows:  # black everywhere
         alpha[:] = 0.0
         return
