@@ -149,11 +149,38 @@ def test_a_window_that_finds_no_hair_adds_nothing_and_is_not_carried():
             return out
 
     window, model = HairWindow(), EdgeOnly()
-    for frame, scan in ((1, True), (2, False), (4, True)):
+    runs = []
+    for frame, scan in ((1, True), (2, False), (4, True), (7, True), (10, True), (13, True), (16, True), (19, True)):
         prob = _person()
         window(prob, *_frame(), [_track()], model, frame=frame, scan=scan, every=3)
         assert np.array_equal(prob, _person()), frame
-    assert window.runs == 2
+        runs.append(window.runs)
+    # a head without hair on HAIR_MISSES scans in a row is looked at again HAIR_RETRY scans
+    # (12 frames) after the last of them
+    assert (hair.HAIR_MISSES, hair.HAIR_RETRY) == (3, 4) and runs == [1, 1, 2, 3, 3, 3, 3, 4]
+    # a new person (another track) is looked at on the first scan; a reset forgets the wait
+    window(_person(), *_frame(), [_track(), SimpleNamespace(track_id=2, box=_track().box)], model, frame=22, scan=True, every=3)
+    assert window.runs == 5  # the second track only: the first waits until frame 31
+    window.reset()
+    window(_person(), *_frame(), [_track()], model, frame=1, scan=True, every=3)
+    assert window.runs == 6
+
+
+def test_a_head_whose_hair_comes_and_goes_is_looked_at_on_every_scan():
+    # a CG hair-do is missed on a scan now and then; hair found clears the count of misses
+    class Sometimes(FakeSquareModel):
+        def raw(self, rgb, matrix=None):
+            out = super().raw(rgb, matrix)
+            if len(self.matrices) % 3 == 0:  # every third look finds no hair
+                out[:] = 0.0
+            return out
+
+    window, model = HairWindow(), Sometimes()
+    for frame in range(1, 40, 3):
+        window(_person(), *_frame(), [_track()], model, frame=frame, scan=True, every=3)
+    assert window.runs == 13
+
+
     # a window that finds hair above the whole head is added
     prob = _person()
     HairWindow()(prob, *_frame(), [_track()], FakeSquareModel(), frame=1, scan=True, every=3)
