@@ -46,9 +46,9 @@ reference mattes, ``docs/benchmarks.md``):
   above the head's landmarks is in the window (CG hair-do kept 0.41 -> 0.57).
 * hair window (:class:`~bridge.vision.hair.HairWindow`): a tracked person at least 30 % of
   the frame tall (the two tallest, :data:`~bridge.vision.hair.HAIR_WINDOWS`) gets a square
-  over the top of their matte on the square model, added only above the matte's top in the head's
-  columns (hair grows up from the head; without the column limit camera.png's held camera
-  came back, 0.960 -> 0.955). The selfie models give hair standing up above a CG head a
+  over the top of their matte on the square model, added only above the matte's top in the
+  head's columns (hair grows up from the head; without the column limit camera.png's held
+  camera came back, 0.960 -> 0.955). The selfie models give hair standing up above a CG head a
   probability under 0.1 on the whole frame (no threshold reaches it): cg-woman 0.787 ->
   0.823, singer 0.753 -> 0.756, every other case and the 49 reframings unchanged but for
   cg's path noise (its matte reaches the frame's top, where the window adds nothing; its
@@ -88,9 +88,9 @@ reference mattes, ``docs/benchmarks.md``):
   from a border in which no pixel exceeds :data:`bridge.matte.BAR_LEVEL`) holds nobody, so
   the final alpha is 0 there; the selfie models carry a person cut by the picture's edge on
   into the bar. The band's letterboxed singer 0.756 -> 0.777, band-duo 0.657 -> 0.659; the
-  stills between black bars (a sixth of the height above and below, or pillarboxed to 16:9)
-  0.782 -> 0.809 on average (zidane.jpg letterboxed 0.70 -> 0.92, the astronaut 0.65 ->
-  0.81), no case lower. 0.03 ms a frame.
+  reframed stills with their letterboxed and pillarboxed variants (``bench alpha
+  --variants``, 63 in all) 0.831 -> 0.837 (zidane.jpg letterboxed 0.70 -> 0.92, the
+  astronaut 0.65 -> 0.80), no case or reframing lower. 0.03 ms a frame.
 
 Output: ``{"video": THWC float32 RGB in [0,1], "alpha": THW1 float32 in [0,1]}``;
 with ``alpha_mode="premultiplied"`` the RGB is multiplied by alpha (what
@@ -389,8 +389,9 @@ class PersonAlphaStage(Pipeline):
            model's input; inside them the windows' masks replace the full-frame one
            (:meth:`SelfieSegmenter.zoom`). A person whom the whole-frame pass sees and who
            is bigger than ``zoom_max`` gets none (they fill that pass already). A tracked
-           person at least 30 % of the frame tall (the two tallest) gets a hair window over their head on the square model
-           (:class:`~bridge.vision.hair.HairWindow`), on scan frames, carried between;
+           person at least 30 % of the frame tall (the two tallest) gets a hair window over
+           their head on the square model (:class:`~bridge.vision.hair.HairWindow`), on scan
+           frames, carried between;
         3. a tracked person whom the matte so far misses gets their own body mask
            (:meth:`~bridge.vision.person_finder.PersonFinder.fill`, ``person_check`` on);
         4. pose masks: ``people`` (:class:`bridge.vision.blazepose.Person`, coordinates
@@ -646,7 +647,7 @@ class PersonAlphaStage(Pipeline):
         # a letterbox or pillarbox bar holds nobody: the models carry a person cut by the
         # picture's edge on into it. Cleared on the final alpha only: cleared before the
         # refinement, the guided filter would also fade the person along the picture's edge
-        # (letterboxed zidane.jpg: mean alpha of the picture's last 3 rows 0.81 -> 0.68)
+        # (letterboxed zidane.jpg: the men's mean alpha on the picture's last row 0.997 -> 0.80)
         _clear_bars(alpha, matte.black_bars(small), factor)
         return alpha
 

@@ -5,10 +5,11 @@ avatar's own generated output) a probability under 0.1 on the whole frame (Megam
 1113 of the 1659 person pixels a frame that the stage missed at the working size), so no
 threshold brings it back; a big person's zoom window (one whom the whole-frame pass misses)
 cuts it as well (Megamind 12-59). A square window over the top of their matte, on the
-general (square) model, sees the head large and the hair with it. Its mask is added (per-pixel max) only where hair can
-be: above the matte's top in each column, and only in the head's columns (those whose matte
-begins in the top quarter of the person's matte, widened by :data:`HAIR_WIDEN` of the
-window's side). Without the column limit it adds camera.png's held camera (0.960 -> 0.955).
+general (square) model, sees the head large and the hair with it. Its mask is added
+(per-pixel max) only where hair can be: above the matte's top in each column, and only in
+the head's columns (those whose matte begins in the top quarter of the person's matte,
+widened by :data:`HAIR_WIDEN` of the window's side). Without the column limit it adds
+camera.png's held camera (0.960 -> 0.955).
 
 Measured (IoU against the reference mattes, ``docs/benchmarks.md``, session 9 round):
 cg-woman 0.787 -> 0.823, singer 0.753 -> 0.756, every other development case and the 49
@@ -20,13 +21,13 @@ A head whose window finds no hair on :data:`HAIR_MISSES` scans in a row waits
 :data:`HAIR_RETRY` scans for its next look (a real head: zidane.jpg at 640x360, the window's
 mean cost a frame 1.96 -> 0.66 ms, every case the same but band-duo 0.659 -> 0.656).
 
-Cost: one square-model run (256x256) per such person (at most :data:`HAIR_WINDOWS`) on the person finder's scan frames
-only; on the two frames between, the window's mask is carried, moved by the image motion
-inside the window (:func:`~bridge.vision.object_cut.image_shift`), and applied the same way.
-A window that would add less than :data:`HAIR_MIN_GAIN` of its area adds nothing and is not
-carried. On a close-up at 640x480 (2-core CPU): about 6.2 ms on a scan frame, 0.01 ms on the
-others (median: nothing is carried there), so the stage's median frame pays nothing
-measurable and its mean about 2.1 ms.
+Cost: one square-model run (256x256) per such person (at most :data:`HAIR_WINDOWS`) on the
+person finder's scan frames only; on the two frames between, the window's mask is carried,
+moved by the image motion inside the window (:func:`~bridge.vision.object_cut.image_shift`),
+and applied the same way. A window that would add less than :data:`HAIR_MIN_GAIN` of its
+area adds nothing and is not carried. On a close-up at 640x480 (2-core CPU): about 6.2 ms on
+a scan frame, 0.01 ms on the others (median: nothing is carried there), so the stage's
+median frame pays nothing measurable and its mean about 2.1 ms.
 """
 
 from __future__ import annotations
@@ -48,8 +49,8 @@ HAIR_MIN_HEIGHT = 0.3
 HAIR_WINDOWS = 2
 #: A head whose window found no hair (under :data:`HAIR_MIN_GAIN`) on :data:`HAIR_MISSES`
 #: scans in a row is looked at again only after :data:`HAIR_RETRY` scans: a real head's hair
-#: is in the matte already, and the two men of zidane.jpg cropped to 16:9 (each with a zoom
-#: window, 30 % of the frame tall) cost two square-model runs on every scan frame for nothing.
+#: is in the matte already, and the two men of zidane.jpg at 640x360 (each with a zoom
+#: window, 30 % of the frame tall) cost a square-model run on every scan frame for nothing.
 #: A CG hair-do is missed on a scan now and then: waiting after the first miss cost cg
 #: 0.785 -> 0.746, cg-hair 0.853 -> 0.839, cg-woman 0.823 -> 0.811.
 HAIR_MISSES = 3
