@@ -189,7 +189,9 @@ def test_senders_not_allowed_are_ignored_and_counted():
         assert listener.wait_for(lambda: service.server.counters.ignored == 5, 30.0)
         assert not [m for m in listener.messages if m[2] == ["stranger"]]
         t = time.perf_counter()
-        assert listener.wait_message("/bridge/status/ignored", 30.0, after=t)[2] == [5]
+        # the status reports the count; a report read from the counters just before the last
+        # strangers were counted can still arrive after t (it did in CI, under load: [2])
+        assert listener.wait_message_with("/bridge/status/ignored", [5], after=t) is not None
         stranger.close()
         friend.close()
     finally:
