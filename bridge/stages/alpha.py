@@ -48,18 +48,15 @@ reference mattes, ``docs/benchmarks.md``):
   the frame tall (the two tallest, :data:`~bridge.vision.hair.HAIR_WINDOWS`) gets a square
   over the top of their matte on the square model, added only above the matte's top in the
   head's columns (hair grows up from the head; without the column limit camera.png's held
-  camera came back, 0.960 -> 0.955). The selfie models give hair standing up above a CG head a
-  probability under 0.1 on the whole frame (no threshold reaches it): cg-woman 0.787 ->
-  0.823, singer 0.753 -> 0.756, every other case and the 49 reframings unchanged but for
-  cg's path noise (its matte reaches the frame's top, where the window adds nothing; its
-  score moves 0.746-0.776 with the warm-up's length alone). It runs on the finder's scan
-  frames (one square-model run a person) and is carried, moved with the image, between; a
-  window that would add under 2 % of its area (a real head, whose hair the whole-frame pass
-  has) adds nothing. First given only to people without a zoom window; given to those with
-  one too (whose window's model cuts a CG hair-do as well), session 10: cg 0.746 -> 0.785,
-  cg-hair 0.833 -> 0.853, every other case unchanged, the 49 reframings' mean 0.8397 -> 0.8401.
-  A head whose window finds no hair three scans in a row waits four scans for the next look
-  (its mean cost on zidane.jpg at 640x360 1.96 -> 0.66 ms a frame).
+  camera came back, 0.960 -> 0.955). The selfie models give hair standing up above a CG head
+  a probability under 0.1, on the whole frame and in a zoom window alike (no threshold
+  reaches it): cg-woman 0.787 -> 0.823, cg-hair 0.833 -> 0.853, singer 0.753 -> 0.756, every
+  other case unchanged but for cg's path noise (the window adds nothing on its scored frames;
+  its score moves 0.746-0.785 with the warm-up's length alone). It runs on the finder's scan
+  frames and is carried, moved with the image, between; a window that would add under 2 % of
+  its area (a real head, whose hair is in the matte) adds nothing, and after three such scans
+  in a row the head waits four scans for its next look (zidane.jpg at 640x360: the window's
+  mean cost 1.96 -> 0.66 ms a frame).
 * body mask where the segmentation misses a tracked person
   (:meth:`~bridge.vision.person_finder.PersonFinder.fill`): when the composited matte covers
   less than half (:data:`~bridge.vision.person_finder.MATTE_MISSES`) of the body mask of the
