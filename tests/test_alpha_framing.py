@@ -172,6 +172,33 @@ def test_pose_stages_people_are_reused_not_recomputed():
     assert reused.pose_runs == 0
 
 
+def test_pose_stages_people_land_on_a_letterboxed_picture_where_they_are():
+    # the pose stage finds people on the whole frame, bars and all; the alpha stage mattes the
+    # picture between the bars, so the people's landmarks and masks move with it
+    import dataclasses
+
+    from bridge.stages.pose import PoseStage
+
+    image = np.ascontiguousarray(read_sample_image("bus"))
+    pad = image.shape[0] // 8
+    boxed = cv2.copyMakeBorder(image, pad, pad, 0, 0, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+    people = PoseStage(backend="blazepose")(video=[torch.from_numpy(image)[None]], max_people=2)["people"][0]
+    assert people and all(p.mask is not None for p in people), "the pose stage found people with masks on bus.jpg"
+    # the same people on the letterboxed frame: pad rows lower
+    down = []
+    for p in people:
+        landmarks = p.landmarks.copy()
+        landmarks[:, 1] += pad
+        matrix = p.crop_to_image.copy()
+        matrix[1, 2] += pad
+        cx, cy, w, h, r = p.roi
+        down.append(dataclasses.replace(p, landmarks=landmarks, crop_to_image=matrix, roi=(cx, cy + pad, w, h, r)))
+    alone = PersonAlphaStage().matte(image, people=people, pose_masks=True)
+    boxed_alpha = PersonAlphaStage().matte(boxed, people=down, pose_masks=True)
+    assert boxed_alpha[:pad].max() == 0.0 and boxed_alpha[-pad:].max() == 0.0
+    assert np.array_equal(boxed_alpha[pad:-pad], alone)
+
+
 def test_pose_people_of_a_close_up_leave_the_selfie_matte_alone(carphone_frames):
     # the pose model's mask of a close-up is coarser than the selfie model's (its region runs
     # far out of the frame): reusing the pose stage's people must not make a close-up worse

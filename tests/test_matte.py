@@ -152,6 +152,37 @@ def test_black_bars_are_the_dark_runs_of_rows_and_columns_from_each_border():
     assert matte.black_bars(np.zeros((100, 160, 3), np.uint8))[0] == 100
 
 
+def test_the_picture_between_bars_is_held_steady_and_moves_only_when_the_bars_do():
+    area = matte.PictureArea()
+    h, w = 288, 352  # the band clips: 32-row bars, dark picture rows next to them on dark frames
+    assert area.bars is None
+    # the first frame's bars are taken at once, without a move to report
+    assert area.update((32, 32, 0, 0), h, w) is False and area.bars == (32, 32, 0, 0)
+    # a dark picture row read as bar on some frames: within PICTURE_TOLERANCE, nothing moves
+    jitter = int(h * matte.PICTURE_TOLERANCE)
+    for _ in range(10):
+        assert area.update((32 + jitter, 32, 0, 0), h, w) is False
+    assert area.bars == (32, 32, 0, 0)
+    # a frame black everywhere says nothing about the picture
+    for _ in range(10):
+        assert area.update((h, 0, 0, 0), h, w) is False
+    assert area.bars == (32, 32, 0, 0)
+    # new bars (a pillarbox: another source) move the picture after PICTURE_FRAMES frames in a row
+    for _ in range(matte.PICTURE_FRAMES - 1):
+        assert area.update((0, 0, 60, 60), h, w) is False
+    assert area.update((0, 0, 60, 60), h, w) is True and area.bars == (0, 0, 60, 60)
+    # a change that does not hold that long moves nothing
+    for _ in range(matte.PICTURE_FRAMES - 1):
+        assert area.update((0, 0, 0, 0), h, w) is False
+    assert area.update((0, 0, 60, 60), h, w) is False and area.bars == (0, 0, 60, 60)
+    assert area.update((0, 0, 0, 0), h, w) is False, "the run of new bars was broken: it starts over"
+    # bars that would leave less than PICTURE_MIN of a side are a dark scene: the whole frame
+    area.reset()
+    assert area.update((100, 100, 0, 0), h, w) is False and area.bars == (0, 0, 0, 0)
+    area.reset()
+    assert area.update((0, 0, 90, 90), h, w) is False and area.bars == (0, 0, 0, 0)
+
+
 def test_feather_blurs_only_when_asked():
     alpha = np.zeros((32, 32), np.float32)
     alpha[:, 16:] = 1.0

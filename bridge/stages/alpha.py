@@ -81,13 +81,18 @@ reference mattes, ``docs/benchmarks.md``):
   tripod out where the selfie model is unsure (camera.png 0.943 -> 0.960) and keeps a held
   prop the selfie model is sure of (the astronaut's helmet): a held prop may stay in the
   matte (README).
-* black bars (:func:`bridge.matte.black_bars`): a letterbox or pillarbox (rows or columns
-  from a border in which no pixel exceeds :data:`bridge.matte.BAR_LEVEL`) holds nobody, so
-  the final alpha is 0 there; the selfie models carry a person cut by the picture's edge on
-  into the bar. The band's letterboxed singer 0.756 -> 0.777, band-duo 0.657 -> 0.659; the
-  reframed stills with their letterboxed and pillarboxed variants (``bench alpha
-  --variants``, 63 in all) 0.831 -> 0.837 (zidane.jpg letterboxed 0.70 -> 0.92, the
-  astronaut 0.65 -> 0.80), no case or reframing lower. 0.03 ms a frame.
+* black bars (:class:`bridge.matte.PictureArea`): a letterbox or pillarbox (rows or columns
+  from a border in which no pixel exceeds :data:`bridge.matte.BAR_LEVEL`) holds nobody; the
+  stage mattes the picture between the bars as a frame of its own, and the bars get alpha 0.
+  On the whole frame the models carried a person cut by the picture's edge on into a bar, or
+  lost a dark coat against it, and saw the people smaller: the reframed stills' 14
+  letterboxed and pillarboxed variants 0.821 -> 0.853 (each now scores as its picture alone:
+  camera.png 0.72 / 0.76 -> 0.96), the clips between bars likewise (greyscale walkers
+  letterboxed 0.53 -> 0.83, the carphone 0.91 / 0.92 -> 0.97); the band's letterboxed
+  clips, where path noise is ±0.1 (a mirror image alone moves band-duo 0.66 -> 0.74), went
+  lower (see ``docs/benchmarks.md``). The picture is held steady over the stream and moves
+  only when its bars do (a new source): dark picture rows next to a bar read as bar on a
+  dark frame. 0.07 ms a frame at 640x480.
 
 Output: ``{"video": THWC float32 RGB in [0,1], "alpha": THW1 float32 in [0,1]}``;
 with ``alpha_mode="premultiplied"`` the RGB is multiplied by alpha (what
@@ -343,6 +348,7 @@ class PersonAlphaStage(Pipeline):
         self._finder = PersonFinder(self._finder_pose_models, self._finder_segmenter, background=True)
         self._cut = ObjectCut(lambda: self._pose_models().landmarker)
         self._hair = HairWindow()
+        self._picture = matte.PictureArea()  # the picture between black bars, where the models look
         # one argument when it is the default: the loader keeps its old one-argument call
         self._segmenter = load_selfie_segmenter(model) if threads == 1 else load_selfie_segmenter(model, threads)
         self._smoother = matte.TemporalSmoother()
@@ -354,6 +360,7 @@ class PersonAlphaStage(Pipeline):
         self._finder.reset()
         self._cut.reset()
         self._hair.reset()
+        self._picture.reset()
         if self._tracker is not None:
             self._tracker.reset()
         self._pose_wait = 0
@@ -592,13 +599,39 @@ class PersonAlphaStage(Pipeline):
         result is written to ``out`` when given (an (H, W) float32 array). ``people``:
         the pose stage's people found on this very frame (coordinates times
         ``people_scale`` = ``rgb`` pixels), or None (see :meth:`people_probability`).
+
+        Between black bars (a letterbox, a pillarbox: :class:`bridge.matte.PictureArea`)
+        the stage mattes the picture alone, as a frame of its own; the bars get alpha 0.
         """
+        rgb = np.ascontiguousarray(rgb)  # no copy unless it is a view (e.g. RGB of an RGBA frame)
+        h, w = rgb.shape[:2]
+        bars = matte.black_bars(rgb)
+        if self._picture.update(bars, h, w):
+            self.reset()  # the picture moved between its bars: what was found is elsewhere now
+            self._picture.update(bars, h, w)
+        top, bottom, left, right = self._picture.bars or (0, 0, 0, 0)
+        if not (top or bottom or left or right):
+            return self._matte_picture(rgb, out, people, people_scale, params)
+        picture = rgb[top:h - bottom, left:w - right]  # a view: OpenCV reads it in place
+        if people:
+            people = _shift_people(people, left / people_scale, top / people_scale)
+        alpha = self._matte_picture(picture, None, people, people_scale, params)
+        target = out if out is not None else np.empty((h, w), np.float32)
+        target[:top] = 0.0
+        target[h - bottom:] = 0.0
+        target[:, :left] = 0.0
+        target[:, w - right:] = 0.0
+        target[top:h - bottom, left:w - right] = alpha
+        return target
+
+    def _matte_picture(self, rgb: np.ndarray, out: np.ndarray | None, people: list[Any] | None,
+                       people_scale: float, params: dict[str, Any]) -> np.ndarray:
+        """:meth:`matte` of a frame without black bars (or of the picture between them)."""
         defaults = PersonAlphaConfig.model_fields
         get = lambda name: params.get(name, defaults[name].default)  # noqa: E731
         h, w = rgb.shape[:2]
         factor = matte.work_scale(h, w)
         small_shape = (max(1, h // factor), max(1, w // factor))
-        rgb = np.ascontiguousarray(rgb)  # no copy unless it is a view (e.g. RGB of an RGBA frame)
         small = rgb if factor == 1 else matte.downscale(rgb, factor, out=self._buf("small", small_shape + (3,), np.uint8))
         luma = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY, dst=self._buf("luma", small_shape, np.uint8))
         if self._finder.new_shot(luma):
@@ -641,11 +674,6 @@ class PersonAlphaStage(Pipeline):
                 alpha = target
         if sigma > 0:
             alpha = matte.feather(alpha, sigma, out=out)
-        # a letterbox or pillarbox bar holds nobody: the models carry a person cut by the
-        # picture's edge on into it. Cleared on the final alpha only: cleared before the
-        # refinement, the guided filter would also fade the person along the picture's edge
-        # (letterboxed zidane.jpg: the men's mean alpha on the picture's last row 0.997 -> 0.80)
-        _clear_bars(alpha, matte.black_bars(small), factor)
         return alpha
 
     def __call__(self, **kwargs: Any) -> dict[str, torch.Tensor]:
@@ -707,27 +735,6 @@ class PersonAlphaStage(Pipeline):
             cv2.convertScaleAbs(matte_buf, dst=plane, alpha=255.0)
             compose_rgba(rgb, plane, premultiplied, out=rgba[i])
         return {"video": torch.from_numpy(rgba), "alpha": torch.from_numpy(alpha8)}
-
-
-def _clear_bars(alpha: np.ndarray, bars: tuple[int, int, int, int], factor: int) -> None:
-    """Set ``alpha`` (H, W) to 0 in place over the black bars found on the working frame
-    (``bars`` = :func:`bridge.matte.black_bars` of it, in working pixels; ``factor``: the
-    integer scale from the working frame to ``alpha``). A bottom or right bar reaches the
-    edge of ``alpha`` (the rows a non-dividing factor leaves out of the working frame too)."""
-    top, bottom, left, right = bars
-    if not (top or bottom or left or right):
-        return
-    height, width = alpha.shape
-    rows, columns = max(1, height // factor), max(1, width // factor)  # the working frame's size
-    if top >= rows:  # black everywhere
-        alpha[:] = 0.0
-        return
-    alpha[:top * factor] = 0.0
-    alpha[:, :left * factor] = 0.0
-    if bottom:
-        alpha[(rows - bottom) * factor:] = 0.0
-    if right:
-        alpha[:, (columns - right) * factor:] = 0.0
 
 
 def reusable_people(people: Any, images: list[torch.Tensor] | None, sources: list[torch.Tensor] | None) -> list[Any] | None:
@@ -826,6 +833,23 @@ def _close_up_detection(detection: Any, height: int, width: int) -> bool:
     cx, cy, side, _, rotation = detection.roi()
     return (side >= POSE_CLOSE_UP * min(height, width) and abs(rotation) <= math.pi / 4
             and cy > height * (1.0 + LEGS_MARGIN))
+
+
+def _shift_people(people: list[Any], dx: float, dy: float) -> list[Any]:
+    """Copies of pose people (:class:`bridge.vision.blazepose.Person`) moved by (-dx, -dy) in
+    their own pixels: their landmarks, region and mask placement on a picture cut from the
+    frame at (dx, dy). The masks are shared, not copied."""
+    out = []
+    for person in people:
+        landmarks = person.landmarks.copy()
+        landmarks[:, 0] -= dx
+        landmarks[:, 1] -= dy
+        cx, cy, rw, rh, rotation = person.roi
+        matrix = person.crop_to_image.copy()
+        matrix[:, 2] -= (dx, dy)
+        out.append(dataclasses.replace(person, landmarks=landmarks, roi=(cx - dx, cy - dy, rw, rh, rotation),
+                                       crop_to_image=matrix))
+    return out
 
 
 def _landmark_bounds(person: Any) -> tuple[float, float, float, float]:
