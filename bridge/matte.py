@@ -143,26 +143,33 @@ class PictureArea:
         self.bars: tuple[int, int, int, int] | None = None
         self._candidate: tuple[int, int, int, int] | None = None
         self._count = 0
+        self._size: tuple[int, int] | None = None  # the frames' (height, width)
 
     def reset(self) -> None:
         """Forget the picture: the next frame's bars are taken at once (a new shot, a new stream)."""
-        self.bars, self._candidate, self._count = None, None, 0
+        self.bars, self._candidate, self._count, self._size = None, None, 0, None
 
     def update(self, bars: tuple[int, int, int, int], height: int, width: int) -> bool:
         """Take one frame's bars (``black_bars`` of an (height, width) frame).
 
         Returns:
             True when the held picture moved (not on the first frame): what was found on
-            the old picture is in other pixels now, and the caller starts afresh.
+            the old picture is in other pixels now, and the caller starts afresh. A frame of
+            another size moves it at once.
         """
         top, bottom, left, right = bars
+        moved = False
+        if self._size != (height, width):
+            moved = self.bars is not None  # a picture held in frames of another size
+            self.reset()
+            self._size = (height, width)
         if top >= height:
-            return False  # black everywhere: nothing to say where the picture is
+            return moved  # black everywhere: nothing to say where the picture is
         if top + bottom > height * (1 - PICTURE_MIN) or left + right > width * (1 - PICTURE_MIN):
             bars = (0, 0, 0, 0)
         if self.bars is None:
             self.bars = bars
-            return False
+            return moved
         tolerance = (height * PICTURE_TOLERANCE, height * PICTURE_TOLERANCE, width * PICTURE_TOLERANCE, width * PICTURE_TOLERANCE)
         if all(abs(a - b) <= t for a, b, t in zip(bars, self.bars, tolerance)):
             self._candidate, self._count = None, 0

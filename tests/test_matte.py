@@ -176,6 +176,8 @@ def test_the_picture_between_bars_is_held_steady_and_moves_only_when_the_bars_do
         assert area.update((0, 0, 0, 0), h, w) is False
     assert area.update((0, 0, 60, 60), h, w) is False and area.bars == (0, 0, 60, 60)
     assert area.update((0, 0, 0, 0), h, w) is False, "the run of new bars was broken: it starts over"
+    # frames of another size (the source's resolution changed): their bars are taken at once
+    assert area.update((10, 10, 0, 0), 144, 176) is True and area.bars == (10, 10, 0, 0)
     # bars that would leave less than PICTURE_MIN of a side are a dark scene: the whole frame
     area.reset()
     assert area.update((100, 100, 0, 0), h, w) is False and area.bars == (0, 0, 0, 0)
