@@ -59,8 +59,11 @@ def test_variants_are_the_same_picture_reframed():
     assert tall["16:9 crop"][0].shape == (360, 640, 3)
     flipped = dict((name, (a, b)) for name, a, b in out)["h-flip"]
     assert flipped[0][0, -1, 0] == 255 and flipped[0][0, 0, 0] == 0 and flipped[1][0, -1] == 255
-    for _, a, b in out:  # image and reference stay aligned
-        assert ((a[..., 0] > 127) == (b > 127)).mean() > 0.98
+    for name, a, b in out:  # image and reference stay aligned
+        level = 25 if name == "underexposed" else 127  # a fifth of the levels: white is 51
+        assert ((a[..., 0] > level) == (b > 127)).mean() > 0.98, name
+    dark = boxed["underexposed"][0]
+    assert dark.shape == image.shape and 40 <= dark[:, :50].mean() <= 62 and dark[:, 60:].max() <= 20
 
 
 def test_bench_variants_compares_a_parameter_change(capsys):

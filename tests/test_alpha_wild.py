@@ -11,6 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from bridge import matte
 from bridge.bench.alpha import matte_case, run_case, variant_frames, warmup_frames
@@ -155,6 +156,23 @@ def test_a_pillarboxed_picture_is_matted_as_the_picture_alone():
     assert np.array_equal(alpha[:, side:-side], alone), "the picture's matte depends on its bars"
     score = matte.iou(alpha[:, side:-side], ref.astype(np.float32) / 255.0)
     assert score >= 0.95, f"IoU {score:.3f}"
+
+
+def test_an_underexposed_grey_office_keeps_both_men():
+    # the greyscale office at a tenth of its levels with sensor noise and JPEG (a dim room, a
+    # cheap camera): on the dark frame the models found nobody (IoU 0.00). The stage brightens
+    # an underexposed frame for its models (bridge.matte.exposure_gain) and asks its bars to be
+    # as much darker: the dark wall on the left read as a pillarbox bar and was cut off (0.41)
+    frames, refs = matte_case("office")
+    rng = np.random.default_rng(0)
+    dark = np.clip(frames[0].astype(np.float32) * 0.1 + rng.normal(0.0, 2.0, frames[0].shape), 0, 255).astype(np.uint8)
+    dark = cv2.imdecode(cv2.imencode(".jpg", dark, [cv2.IMWRITE_JPEG_QUALITY, 80])[1], cv2.IMREAD_UNCHANGED)
+    alpha = run_case(PersonAlphaStage(), [dark])[0][-1]
+    score = matte.iou(alpha, refs[0].astype(np.float32) / 255.0)
+    assert score >= 0.7, f"IoU {score:.3f}"
+    # the RGB the stage outputs is still the frame's own
+    out = PersonAlphaStage()(video=[torch.from_numpy(dark)[None]], alpha_mode="straight")
+    assert np.array_equal(np.rint(out["video"][0].numpy() * 255.0).astype(np.uint8), dark)
 
 
 def test_a_footballer_with_limbs_spread_is_not_cut_in_two_windows():
