@@ -184,11 +184,12 @@ class PictureArea:
         return True
 
 
-#: :func:`exposure_gain`: the level (of 255) that a frame's bright end is brought up to for the
-#: models, the percentile of its pixels' brightest channel that counts as its bright end, and
-#: the largest gain. Every development frame's bright end reads 157-255 (a lamp, a window, a
-#: white shirt), so nearly all are left alone; the stills darkened to 0.4 and 0.2 of their
-#: levels, with sensor noise and JPEG, read 46-102. A level of 160 instead of 200 gave the dark
+#: :func:`exposure_levels`: the span (of 255) that a frame's levels are stretched to for the
+#: models, the percentile of its pixels' brightest channel that counts as its bright end (its
+#: complement, of the darkest channel, is the black point), and the largest gain. Every
+#: development frame spans 217-255 (a lamp, a window, a white shirt against black) but
+#: band-duo's darkest (162), so nearly all are left alone; the stills at 0.2 and 0.4 of their
+#: levels with sensor noise and JPEG read 46-102. A level of 160 instead of 200 gave the dark
 #: stills 0.840 against 0.855; a largest gain of 4 amplified the noise around small walkers
 #: (vtest.avi at 0.25: 0.714 against 0.781 at 3 and 0.745 without), 2 left too dark (a CG
 #: woman at 0.25: 0.685 against 0.823 at 3).
@@ -197,30 +198,40 @@ EXPOSURE_PERCENTILE = 99.0
 EXPOSURE_MAX_GAIN = 3.0
 
 
-def exposure_gain(rgb: np.ndarray) -> float:
-    """The gain that brings an underexposed frame's bright end up to :data:`EXPOSURE_LEVEL`.
+def exposure_levels(rgb: np.ndarray) -> tuple[float, float]:
+    """``(black, gain)``: the levels stretch that brings a dark or washed-out frame's span up
+    to :data:`EXPOSURE_LEVEL` (:func:`apply_levels` maps ``x`` to ``(x - black) * gain``).
 
     ``rgb``: (H, W, 3) uint8, read on a grid of about 80 columns (every 8th pixel at 640x480;
     0.1 ms). The bright end is the :data:`EXPOSURE_PERCENTILE` percentile of each pixel's
-    brightest channel; the gain is
-    ``EXPOSURE_LEVEL / bright end``, between 1 (a frame exposed as usual: nothing changes) and
-    :data:`EXPOSURE_MAX_GAIN`. The selfie models and the pose models lose people in a dark
-    frame that they find once its levels are stretched (the stills at 0.2 of their levels with
-    noise and JPEG: zidane.jpg 0.74, the greyscale office 0.24; see docs/benchmarks.md).
+    brightest channel, the black point the ``100 - EXPOSURE_PERCENTILE`` percentile of its
+    darkest one. A span of at least :data:`EXPOSURE_LEVEL` is a frame exposed as usual:
+    ``(0.0, 1.0)``, nothing changes. A narrower one (underexposed: a dim room; washed out: stage
+    haze, a lifted black level) is stretched by ``EXPOSURE_LEVEL / span``, at most
+    :data:`EXPOSURE_MAX_GAIN`, from its black point. The selfie models and the pose models
+    lose people in such a frame that they find once its levels are stretched (the stills at a
+    fifth of their levels with noise and JPEG 0.755 -> 0.836; see docs/benchmarks.md).
     """
     step = max(1, max(rgb.shape[:2]) // 80)
-    sample = rgb[::step, ::step].max(axis=2).ravel()
-    if sample.size == 0:
-        return 1.0
-    k = int(EXPOSURE_PERCENTILE / 100.0 * (sample.size - 1))
-    bright = float(np.partition(sample, k)[k])
-    return float(min(EXPOSURE_MAX_GAIN, max(1.0, EXPOSURE_LEVEL / max(bright, 1.0))))
+    sample = rgb[::step, ::step]
+    count = sample.shape[0] * sample.shape[1]
+    if count == 0:
+        return 0.0, 1.0
+    high = int(EXPOSURE_PERCENTILE / 100.0 * (count - 1))
+    bright = float(np.partition(sample.max(axis=2).ravel(), high)[high])
+    low = count - 1 - high
+    black = float(np.partition(sample.min(axis=2).ravel(), low)[low])
+    span = bright - black
+    if span >= EXPOSURE_LEVEL:
+        return 0.0, 1.0
+    return black, float(min(EXPOSURE_MAX_GAIN, EXPOSURE_LEVEL / max(span, 1.0)))
 
 
-def apply_gain(rgb: np.ndarray, gain: float, out: np.ndarray | None = None) -> np.ndarray:
-    """``rgb`` ((H, W, 3) uint8) times ``gain``, saturated at 255 (one lookup table pass); a new
-    array, or ``out`` (same shape and dtype) when given."""
-    lut = np.minimum(np.arange(256, dtype=np.float32) * np.float32(gain) + 0.5, 255.0).astype(np.uint8)
+def apply_levels(rgb: np.ndarray, black: float, gain: float, out: np.ndarray | None = None) -> np.ndarray:
+    """``rgb`` ((H, W, 3) uint8) mapped to ``(x - black) * gain``, clipped to [0, 255] (one
+    lookup table pass); a new array, or ``out`` (same shape and dtype) when given."""
+    ramp = (np.arange(256, dtype=np.float32) - np.float32(black)) * np.float32(gain) + 0.5
+    lut = np.clip(ramp, 0.0, 255.0).astype(np.uint8)
     return cv2.LUT(rgb, lut, dst=out)
 
 

@@ -60,10 +60,12 @@ def test_variants_are_the_same_picture_reframed():
     flipped = dict((name, (a, b)) for name, a, b in out)["h-flip"]
     assert flipped[0][0, -1, 0] == 255 and flipped[0][0, 0, 0] == 0 and flipped[1][0, -1] == 255
     for name, a, b in out:  # image and reference stay aligned
-        level = 25 if name == "underexposed" else 127  # a fifth of the levels: white is 51
+        level = {"underexposed": 25, "washed out": 181}.get(name, 127)  # white is 51 and 232 there
         assert ((a[..., 0] > level) == (b > 127)).mean() > 0.98, name
     dark = boxed["underexposed"][0]
     assert dark.shape == image.shape and 40 <= dark[:, :50].mean() <= 62 and dark[:, 60:].max() <= 20
+    hazy = boxed["washed out"][0]
+    assert hazy.shape == image.shape and 220 <= hazy[:, :50].mean() <= 244 and 120 <= hazy[:, 60:].mean() <= 140
 
 
 def test_bench_variants_compares_a_parameter_change(capsys):

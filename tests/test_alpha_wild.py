@@ -158,10 +158,10 @@ def test_a_pillarboxed_picture_is_matted_as_the_picture_alone():
     assert score >= 0.95, f"IoU {score:.3f}"
 
 
-def test_an_underexposed_grey_office_keeps_both_men():
+def test_an_underexposed_or_washed_out_grey_office_keeps_both_men():
     # the greyscale office at a tenth of its levels with sensor noise and JPEG (a dim room, a
     # cheap camera): on the dark frame the models found nobody (IoU 0.00). The stage brightens
-    # an underexposed frame for its models (bridge.matte.exposure_gain) and asks its bars to be
+    # an underexposed frame for its models (bridge.matte.exposure_levels) and asks its bars to be
     # as much darker: the dark wall on the left read as a pillarbox bar and was cut off (0.41)
     frames, refs = matte_case("office")
     rng = np.random.default_rng(0)
@@ -173,6 +173,12 @@ def test_an_underexposed_grey_office_keeps_both_men():
     # the RGB the stage outputs is still the frame's own
     out = PersonAlphaStage()(video=[torch.from_numpy(dark)[None]], alpha_mode="straight")
     assert np.array_equal(np.rint(out["video"][0].numpy() * 255.0).astype(np.uint8), dark)
+    # washed out (stage haze: levels 160-224): its levels are stretched from its black point
+    # (0.30 as it came)
+    hazy = np.clip(frames[0].astype(np.float32) * 0.25 + 160 + rng.normal(0.0, 2.0, frames[0].shape), 0, 255).astype(np.uint8)
+    alpha = run_case(PersonAlphaStage(), [hazy])[0][-1]
+    score = matte.iou(alpha, refs[0].astype(np.float32) / 255.0)
+    assert score >= 0.75, f"washed out: IoU {score:.3f}"
 
 
 def test_a_footballer_with_limbs_spread_is_not_cut_in_two_windows():

@@ -185,20 +185,27 @@ def test_the_picture_between_bars_is_held_steady_and_moves_only_when_the_bars_do
     assert area.update((0, 0, 90, 90), h, w) is False and area.bars == (0, 0, 0, 0)
 
 
-def test_an_underexposed_frame_is_brightened_for_the_models_and_a_usual_one_is_not():
+def test_a_dark_or_washed_out_frame_is_stretched_for_the_models_and_a_usual_one_is_not():
     rng = np.random.default_rng(0)
     frame = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
-    assert matte.exposure_gain(frame) == 1.0  # its bright end is at 255
-    dark = (frame * 0.4).astype(np.uint8)  # bright end 101
-    gain = matte.exposure_gain(dark)
-    assert gain == pytest.approx(matte.EXPOSURE_LEVEL / 101.0, rel=0.03)
-    lifted = matte.apply_gain(dark, gain)
+    assert matte.exposure_levels(frame) == (0.0, 1.0)  # its levels span 0-255
+    dark = (frame * 0.4).astype(np.uint8)  # levels 0-101
+    black, gain = matte.exposure_levels(dark)
+    assert black <= 2 and gain == pytest.approx(matte.EXPOSURE_LEVEL / 101.0, rel=0.03)
+    lifted = matte.apply_levels(dark, black, gain)
     assert lifted.dtype == np.uint8 and lifted.shape == dark.shape
     assert np.percentile(lifted.max(axis=2), matte.EXPOSURE_PERCENTILE) == pytest.approx(matte.EXPOSURE_LEVEL, abs=4)
+    # haze: levels 120-220, the black point goes to 0 and the span to EXPOSURE_LEVEL
+    hazy = (frame * (100 / 255) + 120).astype(np.uint8)
+    black, gain = matte.exposure_levels(hazy)
+    assert 119 <= black <= 123 and gain == pytest.approx(matte.EXPOSURE_LEVEL / 100.0, rel=0.05)
+    stretched = matte.apply_levels(hazy, black, gain)
+    assert np.percentile(stretched.min(axis=2), 100 - matte.EXPOSURE_PERCENTILE) <= 4
     # at most EXPOSURE_MAX_GAIN: a nearly black frame's noise is not stretched to full scale
-    assert matte.exposure_gain((frame * 0.02).astype(np.uint8)) == matte.EXPOSURE_MAX_GAIN
-    # saturates instead of wrapping around
-    assert matte.apply_gain(np.full((2, 2, 3), 200, np.uint8), 2.0).max() == 255
+    assert matte.exposure_levels((frame * 0.02).astype(np.uint8))[1] == matte.EXPOSURE_MAX_GAIN
+    # saturates instead of wrapping around, both ways
+    assert matte.apply_levels(np.full((2, 2, 3), 200, np.uint8), 0.0, 2.0).max() == 255
+    assert matte.apply_levels(np.full((2, 2, 3), 10, np.uint8), 50.0, 2.0).max() == 0
 
 
 def test_feather_blurs_only_when_asked():

@@ -266,7 +266,7 @@ def measure_matte_quality(sheet: Path | None = None, params: dict[str, Any] | No
 #: Variants of the still development cases (:func:`variant_frames`): the stage must not depend
 #: on the exact framing of the images.
 VARIANTS = ("original", "h-flip", "x0.75", "central 80%", "1.5x wide", "640x480", "16:9 crop",
-            "letterboxed", "pillarboxed", "underexposed")
+            "letterboxed", "pillarboxed", "underexposed", "washed out")
 
 
 def variant_frames(image: np.ndarray, ref: np.ndarray) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -279,7 +279,8 @@ def variant_frames(image: np.ndarray, ref: np.ndarray) -> list[tuple[str, np.nda
     centre instead); between black bars (a film's letterbox, TouchDesigner's Fit mode):
     a sixth of the height above and below, or a quarter of the width left and right;
     underexposed (a dim room, a cheap camera): a fifth of its levels, Gaussian sensor noise
-    of sigma 2 levels (seeded: the same every run) and JPEG at quality 80.
+    of sigma 2 levels (seeded: the same every run) and JPEG at quality 80; washed out (stage
+    haze, a lifted black level): its levels squeezed into 130-232, the same noise and JPEG.
     """
     import cv2
 
@@ -309,9 +310,10 @@ def variant_frames(image: np.ndarray, ref: np.ndarray) -> list[tuple[str, np.nda
     out.append(("pillarboxed", cv2.copyMakeBorder(image, 0, 0, side, side, cv2.BORDER_CONSTANT, value=(0, 0, 0)),
                 cv2.copyMakeBorder(ref, 0, 0, side, side, cv2.BORDER_CONSTANT, value=0)))
     noise = np.random.default_rng(0).normal(0.0, 2.0, image.shape)
-    dark = np.clip(image.astype(np.float32) * 0.2 + noise, 0, 255).astype(np.uint8)
-    out.append(("underexposed", cv2.imdecode(cv2.imencode(".jpg", dark, [cv2.IMWRITE_JPEG_QUALITY, 80])[1],
-                                             cv2.IMREAD_UNCHANGED), ref))
+    for name, gain, lift in (("underexposed", 0.2, 0.0), ("washed out", 0.4, 130.0)):
+        levels = np.clip(image.astype(np.float32) * gain + lift + noise, 0, 255).astype(np.uint8)
+        out.append((name, cv2.imdecode(cv2.imencode(".jpg", levels, [cv2.IMWRITE_JPEG_QUALITY, 80])[1],
+                                       cv2.IMREAD_UNCHANGED), ref))
     return [(name, np.ascontiguousarray(a), np.ascontiguousarray(b)) for name, a, b in out]
 
 

@@ -93,16 +93,17 @@ reference mattes, ``docs/benchmarks.md``):
   lower (see ``docs/benchmarks.md``). The picture is held steady over the stream and moves
   only when its bars do (a new source): dark picture rows next to a bar read as bar on a
   dark frame. 0.07 ms a frame at 640x480.
-* exposure (:func:`bridge.matte.exposure_gain`): an underexposed frame (the 99th percentile
-  of its pixels' brightest channel under 200 of 255) is brightened for the models, up to 3x;
-  the output's RGB stays the frame's own, and its bars must be as much darker (a dark
-  picture's own dark rows read as bar: the office's dark wall at 0.1 of its levels, 0.41).
-  The models lose people in a dark frame: the stills at 0.4 and 0.2 of their levels with
-  sensor noise and JPEG 0.745 -> 0.835 (the greyscale office at 0.2: 0.24 -> 0.86), clips at
-  0.25 (carphone 0.840 -> 0.961, walkers 0.745 -> 0.781, a CG woman 0.736 -> 0.823, the
-  singer 0.759 -> 0.786). Every development frame reads 157-255 there, so only the band's
-  dark frames see a gain (band-duo 0.529 -> 0.646 over three scan phases; its held-out
-  clips 0.458 -> 0.421 and 0.441 -> 0.453).
+* exposure (:func:`bridge.matte.exposure_levels`): a frame whose levels span less than 200
+  of 255 (underexposed: a dim room; washed out: stage haze, a lifted black level) is
+  stretched for the models from its black point, up to 3x; the output's RGB stays the
+  frame's own, and its bars must be as much darker (a dark picture's own dark rows read as
+  bar: the office's dark wall at 0.1 of its levels, 0.41). The models lose people in such a
+  frame: the stills at a fifth of their levels with sensor noise and JPEG 0.755 -> 0.836,
+  washed out into levels 130-232 0.704 -> 0.835 (``bench alpha --variants``), clips at a
+  quarter of their levels (carphone 0.840 -> 0.961, walkers 0.745 -> 0.781, a CG woman
+  0.736 -> 0.823, the singer 0.759 -> 0.786). Every development frame spans 217-255 but
+  band-duo's darkest (162), so only those see a stretch (band-duo 0.529 -> 0.646 over three
+  scan phases; the band's held-out clips 0.458 -> 0.421 and 0.441 -> 0.453).
 
 Output: ``{"video": THWC float32 RGB in [0,1], "alpha": THW1 float32 in [0,1]}``;
 with ``alpha_mode="premultiplied"`` the RGB is multiplied by alpha (what
@@ -615,18 +616,20 @@ class PersonAlphaStage(Pipeline):
         """
         rgb = np.ascontiguousarray(rgb)  # no copy unless it is a view (e.g. RGB of an RGBA frame)
         h, w = rgb.shape[:2]
-        # an underexposed frame (bridge.matte.exposure_gain): the models see it brightened, and
-        # its bars must be as much darker (its own dark rows would read as bar)
-        gain = matte.exposure_gain(rgb)
+        # a dark frame (bridge.matte.exposure_levels) is stretched for the models, and its bars
+        # must be as much darker (its own dark rows would read as bar)
+        black, gain = matte.exposure_levels(rgb)
         bars = matte.black_bars(rgb, int(matte.BAR_LEVEL / gain))
         if self._picture.update(bars, h, w):
             self.reset()  # the picture moved between its bars: what was found is elsewhere now
             self._picture.update(bars, h, w)
         top, bottom, left, right = self._picture.bars or (0, 0, 0, 0)
         picture = rgb[top:h - bottom, left:w - right]  # a view: OpenCV reads it in place
+        if top or bottom or left or right:
+            black, gain = matte.exposure_levels(picture)  # the picture's own levels, without its bars
         if gain > 1.0:
-            # an underexposed picture: the models see it brightened (the output's RGB is the frame's own)
-            picture = matte.apply_gain(picture, gain, out=self._buf("exposed", picture.shape, np.uint8))
+            # a dark or washed-out picture: the models see it stretched (the output's RGB is the frame's own)
+            picture = matte.apply_levels(picture, black, gain, out=self._buf("exposed", picture.shape, np.uint8))
         if not (top or bottom or left or right):
             return self._matte_picture(picture, out, people, people_scale, params)
         if people:
