@@ -132,7 +132,9 @@ class PictureArea:
     0.72, pillarboxed 0.76, against 0.96 on the picture alone). The picture moves only when
     the bars move by more than :data:`PICTURE_TOLERANCE` of the frame's side on
     :data:`PICTURE_FRAMES` frames in a row; a frame black everywhere keeps it; bars that
-    leave less than :data:`PICTURE_MIN` of a side are taken for a dark scene (no bars).
+    leave less than :data:`PICTURE_MIN` of a side are taken for a dark scene (no bars); bars
+    come in pairs, so of a top and bottom (left and right) that differ by more than the
+    tolerance only their common part counts (a black ceiling above a lit stage is no bar).
 
     Attributes:
         bars: ``(top, bottom, left, right)`` rows and columns of the held picture's bars,
@@ -167,6 +169,15 @@ class PictureArea:
             return moved  # black everywhere: nothing to say where the picture is
         if top + bottom > height * (1 - PICTURE_MIN) or left + right > width * (1 - PICTURE_MIN):
             bars = (0, 0, 0, 0)
+        # bars come in pairs (a letterbox above and below, a pillarbox left and right): a dark
+        # run on one side only (a black ceiling, a dark wall) is the picture's own, and of an
+        # uneven pair only the part both sides share is taken
+        top, bottom, left, right = bars
+        if abs(top - bottom) > height * PICTURE_TOLERANCE:
+            top = bottom = min(top, bottom)
+        if abs(left - right) > width * PICTURE_TOLERANCE:
+            left = right = min(left, right)
+        bars = (top, bottom, left, right)
         if self.bars is None:
             self.bars = bars
             return moved

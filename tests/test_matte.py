@@ -176,6 +176,14 @@ def test_the_picture_between_bars_is_held_steady_and_moves_only_when_the_bars_do
         assert area.update((0, 0, 0, 0), h, w) is False
     assert area.update((0, 0, 60, 60), h, w) is False and area.bars == (0, 0, 60, 60)
     assert area.update((0, 0, 0, 0), h, w) is False, "the run of new bars was broken: it starts over"
+    # bars come in pairs: a dark run above a lit picture alone (a black ceiling) is no bar,
+    # and of an uneven pair only the common part counts
+    area.reset()
+    assert area.update((80, 0, 0, 0), h, w) is False and area.bars == (0, 0, 0, 0)
+    area.reset()
+    assert area.update((90, 32, 0, 40), h, w) is False and area.bars == (32, 32, 0, 0)
+    area.reset()
+    assert area.update((40, 30, 60, 50), h, w) is False and area.bars == (40, 30, 60, 50)  # within the tolerance
     # frames of another size (the source's resolution changed): their bars are taken at once
     assert area.update((10, 10, 0, 0), 144, 176) is True and area.bars == (10, 10, 0, 0)
     # bars that would leave less than PICTURE_MIN of a side are a dark scene: the whole frame
