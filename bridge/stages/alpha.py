@@ -636,7 +636,7 @@ class PersonAlphaStage(Pipeline):
             return self._matte_picture(picture, out, people, people_scale, params)
         if people:
             people = _shift_people(people, left / people_scale, top / people_scale)
-        alpha = self._matte_picture(picture, None, people, people_scale, params)
+        alpha = self._matte_picture(picture, self._buf("picture_alpha", picture.shape[:2]), people, people_scale, params)
         target = out if out is not None else np.empty((h, w), np.float32)
         target[:top] = 0.0
         target[h - bottom:] = 0.0
