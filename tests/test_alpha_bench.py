@@ -59,6 +59,14 @@ def test_variants_are_the_same_picture_reframed():
     assert tall["16:9 crop"][0].shape == (360, 640, 3)
     flipped = dict((name, (a, b)) for name, a, b in out)["h-flip"]
     assert flipped[0][0, -1, 0] == 255 and flipped[0][0, 0, 0] == 0 and flipped[1][0, -1] == 255
+    # tilted: the turned picture's largest same-aspect rectangle, 1 / (cos 12 + 2 sin 12) of
+    # each side less a pixel, with no corner left empty by the turn (the white band stays on the left)
+    assert shapes["tilted +12"] == ((69, 141, 3), (69, 141)) and shapes["tilted -12"] == ((69, 141, 3), (69, 141))
+    for name in ("tilted +12", "tilted -12"):
+        turned = boxed[name][0]
+        assert turned[:, :5].min() == 255 and turned[:, -20:].max() == 0, name
+    bright = np.full((100, 200, 3), 200, np.uint8)
+    assert min(a.min() for name, a, _ in variant_frames(bright, bright[..., 0]) if name.startswith("tilted")) == 200
     for name, a, b in out:  # image and reference stay aligned
         level = {"underexposed": 25, "washed out": 181}.get(name, 127)  # white is 51 and 232 there
         assert ((a[..., 0] > level) == (b > 127)).mean() > 0.98, name

@@ -185,6 +185,54 @@ def test_a_detection_inside_a_region_that_failed_is_checked_on_its_own(monkeypat
     assert abs((x + w / 2) - (PLAYER[0] + PLAYER[2] / 2)) < 3
 
 
+def test_a_detection_left_without_a_check_is_checked_on_the_next_scan(monkeypatch):
+    """The detector's tile finds a face once (its turn comes round once in many scans); on
+    that scan frame the two men's region and its wider look take the whole check budget. The
+    detection is carried to the next scan and checked there with its own ROI, and the man is
+    followed (zidane.jpg turned 12 degrees: nothing was matted for 30 frames)."""
+    monkeypatch.setattr(person_finder, "search_tiles", lambda height, width, levels: [])
+    face = SimpleNamespace(score=0.9, box=(78.0, 22.0, 90.0, 34.0), roi=lambda: (84.0, 50.0, 40.0, 40.0, 0.0))
+    calls = []
+
+    def detector(image):
+        calls.append(image.shape)
+        return [face] if len(calls) == 1 else []
+
+    landmarker = FakeLandmarker(PLAYER)
+    models = SimpleNamespace(detector=detector, landmarker=landmarker)
+    finder = PersonFinder(lambda: models, lambda: (lambda rgb: np.zeros((H, W), np.float32)))
+    _find(finder, PAIR)
+    assert person_finder.CHECKS_PER_FRAME == 2 and len(landmarker.rois) == 2 and not finder.tracks
+    for _ in range(person_finder.SCAN_INTERVAL):
+        tracks, _ = _find(finder, PAIR)
+    assert len(calls) == 2  # the second scan's tile found nobody
+    assert landmarker.rois[2:] == [(84.0, 50.0, 40.0, 40.0, 0.0)]
+    assert len(tracks) == 1
+    # carried once only: a detection that still finds no run is not carried on and on
+    finder.reset()
+    calls.clear()
+    monkeypatch.setattr(person_finder, "CHECKS_PER_FRAME", 0)
+    for _ in range(2 * person_finder.SCAN_INTERVAL + 1):
+        _find(finder, (0, 0, 0, 0))  # the whole-frame pass sees nobody
+    assert len(calls) == 3 and landmarker.rois[3:] == [] and finder._deferred == []
+
+
+def test_a_landmark_box_is_stretched_only_to_a_frame_edge_it_nearly_reaches():
+    """A person cut by the bottom edge: their landmarks stop short of it, their region reaches
+    it, so their box does. The same region also runs on over the background to the left and
+    right edges (a blurred bus beside a walker): the box is not stretched to an edge that it
+    ends far from (more than :data:`EDGE_GAP` of its own size)."""
+    from bridge.vision.person_finder import EDGE_GAP, _to_edges
+
+    found = (30.0, 40.0, 40.0, 70.0)  # ends 10 px above the bottom, 30 px from the left, 90 from the right
+    region = (0.0, 30.0, 160.0, 90.0)  # touches the left, right and bottom edges
+    assert 30.0 / 40.0 > EDGE_GAP > 10.0 / 70.0
+    assert _to_edges(found, region, W, H) == (30.0, 40.0, 40.0, float(H) - 40.0)
+    near = (12.0, 40.0, 40.0, 70.0)  # 12 px from the left: within the gap
+    assert _to_edges(near, region, W, H) == (0.0, 40.0, 52.0, float(H) - 40.0)
+    assert _to_edges(found, (40.0, 30.0, 30.0, 60.0), W, H) == found  # a region inside the frame: as found
+
+
 def test_a_part_of_a_tracked_person_seen_alone_does_not_become_their_box():
     """On a dark stage the whole-frame pass sees a guitarist one frame whole, the next only
     their hand (a region half inside their box). The hand is them (the track is seen, it

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import time
 from pathlib import Path
@@ -266,7 +267,10 @@ def measure_matte_quality(sheet: Path | None = None, params: dict[str, Any] | No
 #: Variants of the still development cases (:func:`variant_frames`): the stage must not depend
 #: on the exact framing of the images.
 VARIANTS = ("original", "h-flip", "x0.75", "central 80%", "1.5x wide", "640x480", "16:9 crop",
-            "letterboxed", "pillarboxed", "underexposed", "washed out")
+            "letterboxed", "pillarboxed", "underexposed", "washed out", "tilted +12", "tilted -12")
+
+#: Degrees the ``tilted`` variants turn the picture by (a handheld camera, a Dutch angle).
+TILT = 12.0
 
 
 def variant_frames(image: np.ndarray, ref: np.ndarray) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -280,7 +284,10 @@ def variant_frames(image: np.ndarray, ref: np.ndarray) -> list[tuple[str, np.nda
     a sixth of the height above and below, or a quarter of the width left and right;
     underexposed (a dim room, a cheap camera): a fifth of its levels, Gaussian sensor noise
     of sigma 2 levels (seeded: the same every run) and JPEG at quality 80; washed out (stage
-    haze, a lifted black level): its levels squeezed into 130-232, the same noise and JPEG.
+    haze, a lifted black level): its levels squeezed into 130-232, the same noise and JPEG;
+    tilted (a handheld camera, a Dutch angle): turned :data:`TILT` degrees anticlockwise (+)
+    or clockwise (-) about the centre, then cut to the largest centred rectangle of the
+    same aspect that holds picture only (no corner left empty by the turn).
     """
     import cv2
 
@@ -314,7 +321,24 @@ def variant_frames(image: np.ndarray, ref: np.ndarray) -> list[tuple[str, np.nda
         levels = np.clip(image.astype(np.float32) * gain + lift + noise, 0, 255).astype(np.uint8)
         out.append((name, cv2.imdecode(cv2.imencode(".jpg", levels, [cv2.IMWRITE_JPEG_QUALITY, 80])[1],
                                        cv2.IMREAD_UNCHANGED), ref))
+    for sign in (1.0, -1.0):
+        out.append((f"tilted {'+' if sign > 0 else '-'}{TILT:g}", *_tilted(image, ref, sign * TILT)))
     return [(name, np.ascontiguousarray(a), np.ascontiguousarray(b)) for name, a, b in out]
+
+
+def _tilted(image: np.ndarray, ref: np.ndarray, degrees: float) -> tuple[np.ndarray, np.ndarray]:
+    """``image`` and ``ref`` turned ``degrees`` anticlockwise about the centre and cut to the largest
+    centred rectangle of their aspect inside the turned picture: a scale of
+    1 / (cos t + max(w/h, h/w) sin t) (the turned corners must stay in the frame)."""
+    import cv2
+
+    h, w = image.shape[:2]
+    t = math.radians(abs(degrees))
+    scale = 1.0 / (math.cos(t) + max(w / h, h / w) * math.sin(t))
+    turn = cv2.getRotationMatrix2D((w / 2.0, h / 2.0), degrees, 1.0)
+    cw, ch = int(w * scale) - 2, int(h * scale) - 2  # a pixel in from each side: the edge is interpolated
+    x0, y0 = (w - cw) // 2, (h - ch) // 2
+    return tuple(cv2.warpAffine(a, turn, (w, h), flags=cv2.INTER_LINEAR)[y0:y0 + ch, x0:x0 + cw] for a in (image, ref))
 
 
 def still_cases() -> list[str]:
