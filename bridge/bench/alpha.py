@@ -719,7 +719,7 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--quality", action="store_true",
                         help="matte quality mode: IoU, flicker, ms per case of the development set, speed per framing, contact sheet")
     parser.add_argument("--variants", action="store_true",
-                        help="IoU of flipped, shrunk, cropped, widened and 640x480 versions of the still development cases")
+                        help="IoU of reframed versions of the still development cases (flipped, shrunk, cropped, widened, 640x480, 16:9, between bars, dark, washed out, tilted)")
     parser.add_argument("--case", action="append", metavar="NAME",
                         help="with --variants: only this still case (repeatable; default every still case)")
     parser.add_argument("--compare", action="append", metavar="NAME=VALUE",
