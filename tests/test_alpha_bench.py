@@ -65,6 +65,9 @@ def test_variants_are_the_same_picture_reframed():
     for name in ("tilted +12", "tilted -12"):
         turned = boxed[name][0]
         assert turned[:, :5].min() == 255 and turned[:, -20:].max() == 0, name
+    # turned anticlockwise (+), the band's right edge leans left at the top; clockwise, right
+    edge = {name: [int((boxed[name][0][row, :, 0] > 127).sum()) for row in (0, -1)] for name in ("tilted +12", "tilted -12")}
+    assert edge["tilted +12"][0] < edge["tilted +12"][1] and edge["tilted -12"][0] > edge["tilted -12"][1], edge
     bright = np.full((100, 200, 3), 200, np.uint8)
     assert min(a.min() for name, a, _ in variant_frames(bright, bright[..., 0]) if name.startswith("tilted")) == 200
     for name, a, b in out:  # image and reference stay aligned
