@@ -35,8 +35,8 @@ the office's close man cut down to his back and an arm, 0.44 -> 0.72). A track
 that no source and no matte sees for :data:`MAX_MISSES` frames is dropped, and a cut between shots
 (:meth:`PersonFinder.new_shot`) starts afresh. The costly runs share one frame in
 :data:`SCAN_INTERVAL` (:meth:`PersonFinder.find`): the general model, one detector tile, and
-the landmark checks of that frame's new proposals (at most :data:`CHECKS_PER_FRAME`), so the
-median frame pays for none of them; with ``background`` (the stage's finder) they run on the
+the landmark checks of that frame's new proposals (at most :data:`CHECKS_PER_FRAME`; a
+detection left without one waits for the next scan), so the median frame pays for none of them; with ``background`` (the stage's finder) they run on the
 finder's own thread and their outcome is taken in :data:`SCAN_LAG` frames later, so no frame
 waits for them either (street clip: worst frame 94-116 -> 49-50 ms, mean 43-45 -> 25-29 ms;
 ``docs/benchmarks.md``).
