@@ -36,10 +36,10 @@ that no source and no matte sees for :data:`MAX_MISSES` frames is dropped, and a
 (:meth:`PersonFinder.new_shot`) starts afresh. The costly runs share one frame in
 :data:`SCAN_INTERVAL` (:meth:`PersonFinder.find`): the general model, one detector tile, and
 the landmark checks of that frame's new proposals (at most :data:`CHECKS_PER_FRAME`; a
-detection left without one waits for the next scan), so the median frame pays for none of them; with ``background`` (the stage's finder) they run on the
-finder's own thread and their outcome is taken in :data:`SCAN_LAG` frames later, so no frame
-waits for them either (street clip: worst frame 94-116 -> 49-50 ms, mean 43-45 -> 25-29 ms;
-``docs/benchmarks.md``).
+detection left without one waits for the next scan), so the median frame pays for none of
+them; with ``background`` (the stage's finder) they run on the finder's own thread and their
+outcome is taken in :data:`SCAN_LAG` frames later, so no frame waits for them either (street
+clip: worst frame 94-116 -> 49-50 ms, mean 43-45 -> 25-29 ms; ``docs/benchmarks.md``).
 """
 
 from __future__ import annotations
@@ -171,8 +171,9 @@ LANDMARK_MARGIN = 0.12
 #: (:func:`_to_edges`) only when it ends within this share of its own width (height) of that
 #: edge: a selfie region that ran on over the background (motion-blurred greyscale bus.jpg:
 #: one blob over 80 % of the frame) stretched a walker's box over the whole frame's width
-#: (that frame still scores 0.12: the blob then frames him in the whole-frame pass). The office cropped to 16:9 0.696 -> 0.767 and the band 0.455 -> 0.498, every other case
-#: and reframing unchanged; 0.25 cut the office's close man short (his box ends 0.21 of his
+#: (that frame still scores 0.12: the blob then frames him in the whole-frame pass). The
+#: office cropped to 16:9 0.696 -> 0.767 and the band 0.455 -> 0.498, every other case and
+#: reframing unchanged; 0.25 cut the office's close man short (his box ends 0.21 of his
 #: width from the edge: office reframings -0.02 to -0.13), 1.0 measured as 0.5.
 EDGE_GAP = 0.5
 #: Proposals smaller than this many working pixels on their longer side are noise.
@@ -418,8 +419,8 @@ class PersonFinder:
         themselves, which the caller's thread owns) and returns what :meth:`_apply` does:
         ``("seen", track_id or ("new", i), whole)``, ``("confirm", box, whole, look)``,
         ``("failed", box, frame)``, ``("look", track_id, look, moved)``, ``("defer", box, roi)``
-        (a detection that the budget left unchecked, proposed again on the next scan); a look is the check's
-        ``(mask, mask_to_work, frame)`` or None. With landmark runs left in the budget, a
+        (a detection that the budget left unchecked, proposed again on the next scan); a look
+        is the check's ``(mask, mask_to_work, frame)`` or None. With landmark runs left in the budget, a
         track that the matte missed is checked again (a fresh look)."""
         h, w = job.prob.shape
         proposals = list(job.proposals)
