@@ -350,18 +350,28 @@ def test_the_person_finder_scans_on_its_own_thread_and_its_own_models(monkeypatc
     from bridge.vision.runtime import LiteModel
 
     callers: dict[int, set[int]] = {}
-    call = LiteModel.__call__
+    mine: list[LiteModel] = []  # this stage's models (kept alive: their ids stay theirs)
+    init, call = LiteModel.__init__, LiteModel.__call__
+
+    def created(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        mine.append(self)
 
     def recorded(self, x):
-        callers.setdefault(id(self), set()).add(threading.get_ident())
+        # only this stage's models: a scan that an earlier test's stage left running in its
+        # finder's thread may still be calling its own models meanwhile
+        if any(model is self for model in mine):
+            callers.setdefault(id(self), set()).add(threading.get_ident())
         return call(self, x)
 
+    monkeypatch.setattr(LiteModel, "__init__", created)
     monkeypatch.setattr(LiteModel, "__call__", recorded)
     frames, _ = matte_case("office")
     stage = PersonAlphaStage()
     for _ in range(12):
         stage(video=[torch.from_numpy(frames[0])[None]])
     assert stage._finder.tracks, "the office's people are found"
+    assert len(callers) >= 4, "the stage's and the finder's models were all recorded"
     threads = set().union(*callers.values())
     assert len(threads) == 2, "the stage's thread and the finder's"
     assert all(len(t) == 1 for t in callers.values()), "a model instance is called from two threads"
