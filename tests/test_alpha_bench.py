@@ -125,3 +125,58 @@ def test_frame_timing_reports_the_worst_frames_as_well_as_the_median(monkeypatch
     assert timing["mean"] == pytest.approx(9.5)
     assert timing["max"] == 50.0
     assert timing["p99"] == 50.0
+
+
+def test_a_clip_warm_up_can_start_earlier_or_later_and_still_ends_where_the_scored_frames_begin():
+    from bridge.bench.alpha import CLIP_WARMUP, warmup_frames
+
+    plain = warmup_frames("cg")
+    assert len(plain) == CLIP_WARMUP["cg"]
+    longer, shorter = warmup_frames("cg", 3), warmup_frames("cg", -3)
+    assert len(longer) == len(plain) + 3 and len(shorter) == len(plain) - 3
+    # the same frames, counted back from the first scored one
+    assert all(np.array_equal(a, b) for a, b in zip(longer[3:], plain))
+    assert all(np.array_equal(a, b) for a, b in zip(shorter, plain[3:]))
+    assert warmup_frames("cg", -100) == []
+    assert len(warmup_frames("cg-hair", 3)) == 12  # its scored frames begin 12 frames into the clip
+    assert warmup_frames("camera", 3) == []  # a still has no warm-up
+
+
+def test_bench_quality_starts_scores_each_clip_from_an_earlier_and_a_later_start(monkeypatch, capsys, tmp_path):
+    """``--starts``: a clip case is run again with its warm-up START_SHIFT frames shorter and
+    longer. A stand-in for the stage's run returns the reference itself after the usual
+    warm-up, everything matted after the shorter one and nothing after the longer one, so
+    each start's score says which warm-up it came from."""
+    import bridge.bench.alpha as bench
+    from bridge.cli import main
+    from bridge.matte import iou
+
+    name = "cg"
+    monkeypatch.setattr(bench, "MATTE_CASES", {name: bench.MATTE_CASES[name]})
+    frames, refs = bench.matte_case(name)
+    usual = bench.CLIP_WARMUP[name]
+    lengths = []
+
+    def fake_run_case(stage, frames, warmup=(), **params):
+        lengths.append(len(warmup))
+        if len(warmup) == usual:
+            mattes = [r.astype(np.float32) / 255.0 for r in refs]
+        else:
+            fill = 1.0 if len(warmup) < usual else 0.0
+            mattes = [np.full(r.shape, fill, np.float32) for r in refs]
+        return mattes, [1.0] * len(frames)
+
+    monkeypatch.setattr(bench, "run_case", fake_run_case)
+    quality = bench.measure_matte_quality(starts=True)
+    assert sorted(lengths) == [usual - bench.START_SHIFT, usual, usual + bench.START_SHIFT]
+    everything = float(np.mean([iou(np.ones(r.shape, np.float32), r.astype(np.float32) / 255.0) for r in refs]))
+    assert quality["cases"][name]["iou_starts"] == [round(everything, 4), 1.0, 0.0]
+    # without --starts each case runs once
+    lengths.clear()
+    assert "iou_starts" not in bench.measure_matte_quality()["cases"][name] and lengths == [usual]
+    # the table shows both starts' scores
+    monkeypatch.setattr(bench, "measure_framing_speed", lambda *a, **k: {"width": 640, "height": 480, "frames": 1})
+    capsys.readouterr()
+    assert main(["bench", "alpha", "--quality", "--starts", "--sheet", str(tmp_path / "sheet.png")]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.strip().startswith(name))
+    assert row.split()[-2:] == [f"{everything:.4f}", "0.0000"]

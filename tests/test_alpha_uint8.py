@@ -76,3 +76,18 @@ def test_uint8_path_segments_the_input_frame_when_told(stage, frames):
     rgba = out["video"][0].numpy()
     assert (rgba[..., :3] == 90).all()
     assert 0.05 < (rgba[..., 3] > 127).mean() < 0.95
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 40), (40, 1), (2, 2), (3, 500)])
+def test_a_frame_of_any_size_down_to_one_pixel_gets_a_matte_of_its_size(stage, shape):
+    # a source that sends a degenerate frame (a 1x1 placeholder, a one-line strip) must not fail
+    # the stage: the frame would go out opaque and the error repeat on every frame
+    h, w = shape
+    frame = np.random.default_rng(h * 1000 + w).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    stage.reset()
+    for keep in (True, False):
+        out = stage(video=[torch.from_numpy(frame)[None]], keep_uint8=keep)
+        assert out["video"].shape[1:3] == (h, w)
+        assert out["alpha"].shape == (1, h, w, 1)
+    if min(shape) == 1:
+        assert int(out["alpha"].count_nonzero()) == 0  # nobody fits in one pixel: transparent

@@ -615,9 +615,15 @@ class PersonAlphaStage(Pipeline):
 
         Between black bars (a letterbox, a pillarbox: :class:`bridge.matte.PictureArea`)
         the stage mattes the picture alone, as a frame of its own; the bars get alpha 0.
+        A frame one pixel high or wide holds nobody: its matte is 0 (OpenCV reads a 1x1
+        array as a scalar, so the models' masks could not be compared at that size).
         """
         rgb = np.ascontiguousarray(rgb)  # no copy unless it is a view (e.g. RGB of an RGBA frame)
         h, w = rgb.shape[:2]
+        if min(h, w) < 2:
+            target = out if out is not None else np.empty((h, w), np.float32)
+            target.fill(0.0)
+            return target
         # a dark frame (bridge.matte.exposure_levels) is stretched for the models, and its bars
         # must be as much darker (its own dark rows would read as bar)
         black, gain = matte.exposure_levels(rgb)
