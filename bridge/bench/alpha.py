@@ -93,6 +93,7 @@ CLIP_WARMUP = {"street": 60, "street-grey": 60, "street-crowd": 60, "cg": 50, "c
 #: by less than its spread is not measured by that clip.
 START_SHIFT = 3
 
+
 def read_sample_image(name: str) -> np.ndarray:
     """A sample image as (H, W, 3) uint8 RGB (fetched once from its wheel; grey becomes RGB).
 
@@ -265,20 +266,21 @@ def measure_matte_quality(sheet: Path | None = None, params: dict[str, Any] | No
     rows = []
     for name, (_, framing, target) in MATTE_CASES.items():
         frames, refs = matte_case(name)
+        truth = [r.astype(np.float32) / 255.0 for r in refs]
         mattes, times = run_case(stage, frames, warmup_frames(name), **params)
-        scores = [iou(m, r.astype(np.float32) / 255.0) for m, r in zip(mattes, refs)]
+        scores = [iou(m, t) for m, t in zip(mattes, truth)]
         entry: dict[str, Any] = {"framing": framing, "size": f"{frames[0].shape[1]}x{frames[0].shape[0]}",
                                  "frames": len(frames), "iou": round(float(np.mean(scores)), 4),
                                  "iou_min": round(float(np.min(scores)), 4), "target": target,
                                  "ms": round(statistics.median(times), 2)}
         if len(frames) > 1:
             entry["flicker"] = round(flicker(mattes), 2)
-            entry["flicker_reference"] = round(flicker([r.astype(np.float32) / 255.0 for r in refs]), 2)
+            entry["flicker_reference"] = round(flicker(truth), 2)
         if starts and CLIP_WARMUP.get(name):
             shifted = {}
             for shift in (-START_SHIFT, START_SHIFT):
                 other, _ = run_case(stage, frames, warmup_frames(name, shift), **params)
-                shifted[shift] = round(float(np.mean([iou(m, r.astype(np.float32) / 255.0) for m, r in zip(other, refs)])), 4)
+                shifted[shift] = round(float(np.mean([iou(m, t) for m, t in zip(other, truth)])), 4)
             entry["iou_starts"] = [shifted[-START_SHIFT], entry["iou"], shifted[START_SHIFT]]
         result["cases"][name] = entry
         k = int(np.argmin(scores))  # a clip shows its worst frame
